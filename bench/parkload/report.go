@@ -1,0 +1,191 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Result holds every figure of a run. It is printed as a table and then, as the
+// last line of stdout, as one JSON object whose keys never change: a figure that
+// was not measured is null, an error table with no errors is {}.
+type Result struct {
+	URL       string  `json:"url"`
+	Phases    string  `json:"phases"`
+	RunPrefix string  `json:"run_prefix"`
+	Seed      uint64  `json:"seed"`
+	Children  int     `json:"children"`
+	Aborted   bool    `json:"aborted"`
+	DurationS float64 `json:"duration_s"`
+
+	ParkN            int            `json:"park_n"`
+	ParkSameDeadline bool           `json:"park_same_deadline"`
+	ParkWritten      int            `json:"park_written"`
+	ParkWriteS       *float64       `json:"park_write_s"` // phase start until every request was written
+	ParkListed       *int           `json:"park_listed"`  // run's entries in serverStatus once parked
+	ParkOK           int            `json:"park_ok"`
+	ParkKilled       int            `json:"park_killed"`
+	ParkErrorTotal   int            `json:"park_error_total"`
+	ParkErrors       map[string]int `json:"park_errors"`
+	LatenessSamples  int            `json:"lateness_samples"`
+	LatenessP50Ms    *float64       `json:"lateness_p50_ms"`
+	LatenessP99Ms    *float64       `json:"lateness_p99_ms"`
+	LatenessMaxMs    *float64       `json:"lateness_max_ms"`
+	LatenessMinMs    *float64       `json:"lateness_min_ms"`
+
+	RSSBeforeBytes     *int64   `json:"rss_before_bytes"`
+	RSSParkedBytes     *int64   `json:"rss_parked_bytes"`
+	RSSPeakBytes       *int64   `json:"rss_peak_bytes"`
+	RSSAfterBytes      *int64   `json:"rss_after_bytes"`
+	RSSGrowthBytes     *int64   `json:"rss_growth_bytes"`
+	RSSPerRequestBytes *float64 `json:"rss_per_request_bytes"` // growth / park_n
+	RSSPerRequestKB    *float64 `json:"rss_per_request_kb"`
+	RSSPerListedBytes  *float64 `json:"rss_per_listed_bytes"` // growth / park_listed
+
+	StatusSamples    int            `json:"status_samples"`
+	StatusOK         int            `json:"status_ok"`
+	StatusP50Ms      *float64       `json:"status_p50_ms"`
+	StatusP99Ms      *float64       `json:"status_p99_ms"`
+	StatusMaxMs      *float64       `json:"status_max_ms"`
+	StatusEntries    *int           `json:"status_entries"`     // entries in the last answer
+	StatusRunEntries *int           `json:"status_run_entries"` // of those, this run's parked requests
+	StatusErrors     map[string]int `json:"status_errors"`
+
+	KillsRequested int            `json:"kills_requested"`
+	KillsAttempted int            `json:"kills_attempted"`
+	KillsOK        int            `json:"kills_ok"` // kill answered 200 ok and the parked request 500 killed
+	KillErrors     map[string]int `json:"kill_errors"`
+	KillP50Ms      *float64       `json:"kill_p50_ms"`
+	KillP99Ms      *float64       `json:"kill_p99_ms"`
+	KillMaxMs      *float64       `json:"kill_max_ms"`
+
+	TpDurationS *float64       `json:"tp_duration_s"`
+	TpConns     int            `json:"tp_conns"`
+	TpRequests  int            `json:"tp_requests"`
+	TpOK        int            `json:"tp_ok"`
+	TpRPS       *float64       `json:"tp_rps"`
+	TpP50Ms     *float64       `json:"tp_p50_ms"`
+	TpP99Ms     *float64       `json:"tp_p99_ms"`
+	TpMaxMs     *float64       `json:"tp_max_ms"`
+	TpErrors    map[string]int `json:"tp_errors"`
+
+	MetricsAvailable     bool     `json:"metrics_available"`
+	GoroutinesBefore     *float64 `json:"goroutines_before"`
+	GoroutinesPeak       *float64 `json:"goroutines_peak"`
+	GoroutinesAfter      *float64 `json:"goroutines_after"`
+	HeapInuseBeforeBytes *float64 `json:"heap_inuse_before_bytes"`
+	HeapInusePeakBytes   *float64 `json:"heap_inuse_peak_bytes"`
+	HeapInuseAfterBytes  *float64 `json:"heap_inuse_after_bytes"`
+}
+
+func newResult() *Result {
+	return &Result{
+		ParkErrors:   map[string]int{},
+		StatusErrors: map[string]int{},
+		KillErrors:   map[string]int{},
+		TpErrors:     map[string]int{},
+	}
+}
+
+// WriteReport prints the table and then the JSON object as the last line.
+func WriteReport(w io.Writer, r *Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(section, figure, value string) { fmt.Fprintf(tw, "%s\t%s\t%s\n", section, figure, value) }
+	row("run", "url", r.URL)
+	row("", "phases", r.Phases)
+	row("", "prefix / seed", r.RunPrefix+" / "+strconv.FormatUint(r.Seed, 10))
+	row("", "children", strconv.Itoa(r.Children))
+	row("", "duration", fmt.Sprintf("%.2f s", r.DurationS))
+	if r.Aborted {
+		row("", "ABORTED", "max-duration or signal ended the run early")
+	}
+	if r.ParkN > 0 {
+		row("park", "requests", fmt.Sprintf("%d (same deadline: %v)", r.ParkN, r.ParkSameDeadline))
+		row("", "written", fmt.Sprintf("%d in %s s", r.ParkWritten, fnum(r.ParkWriteS)))
+		row("", "listed by serverStatus", inum(r.ParkListed))
+		row("", "ok / killed / errors", fmt.Sprintf("%d / %d / %d", r.ParkOK, r.ParkKilled, r.ParkErrorTotal))
+		row("", "errors by kind", kinds(r.ParkErrors))
+		row("", "lateness p50/p99/max ms", triple(r.LatenessP50Ms, r.LatenessP99Ms, r.LatenessMaxMs)+fmt.Sprintf("  (min %s, %d samples)", fnum(r.LatenessMinMs), r.LatenessSamples))
+	}
+	if r.RSSBeforeBytes != nil {
+		row("server rss", "before / parked / peak / after", strings.Join([]string{mb(r.RSSBeforeBytes), mb(r.RSSParkedBytes), mb(r.RSSPeakBytes), mb(r.RSSAfterBytes)}, " / "))
+		row("", "growth per parked request", fmt.Sprintf("%s B = %s KB (per listed: %s B)", fnum(r.RSSPerRequestBytes), fnum(r.RSSPerRequestKB), fnum(r.RSSPerListedBytes)))
+	}
+	if r.StatusSamples > 0 {
+		row("status", "samples ok", fmt.Sprintf("%d of %d", r.StatusOK, r.StatusSamples))
+		row("", "latency p50/p99/max ms", triple(r.StatusP50Ms, r.StatusP99Ms, r.StatusMaxMs))
+		row("", "entries (this run)", inum(r.StatusEntries)+" ("+inum(r.StatusRunEntries)+")")
+		row("", "errors by kind", kinds(r.StatusErrors))
+	}
+	if r.KillsRequested > 0 {
+		row("kill", "requested / attempted / ok", fmt.Sprintf("%d / %d / %d", r.KillsRequested, r.KillsAttempted, r.KillsOK))
+		row("", "kill→500 p50/p99/max ms", triple(r.KillP50Ms, r.KillP99Ms, r.KillMaxMs))
+		row("", "errors by kind", kinds(r.KillErrors))
+	}
+	if r.TpDurationS != nil {
+		row("throughput", "conns / duration", fmt.Sprintf("%d / %s s", r.TpConns, fnum(r.TpDurationS)))
+		row("", "requests / ok", fmt.Sprintf("%d / %d", r.TpRequests, r.TpOK))
+		row("", "req/s", fnum(r.TpRPS))
+		row("", "latency p50/p99/max ms", triple(r.TpP50Ms, r.TpP99Ms, r.TpMaxMs))
+		row("", "errors by kind", kinds(r.TpErrors))
+	}
+	if r.MetricsAvailable {
+		row("metrics", "goroutines before/peak/after", triple(r.GoroutinesBefore, r.GoroutinesPeak, r.GoroutinesAfter))
+		row("", "heap in use before/peak/after", strings.Join([]string{mbf(r.HeapInuseBeforeBytes), mbf(r.HeapInusePeakBytes), mbf(r.HeapInuseAfterBytes)}, " / "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", line)
+	return err
+}
+
+func fnum(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*v, 'f', -1, 64)
+}
+
+func inum(v *int) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.Itoa(*v)
+}
+
+func triple(a, b, c *float64) string { return fnum(a) + " / " + fnum(b) + " / " + fnum(c) }
+
+func mb(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MB", float64(*v)/(1<<20))
+}
+
+func mbf(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MB", *v/(1<<20))
+}
+
+func kinds(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,555 @@
+package main
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// runner carries one run's settings and figures between its phases.
+type runner struct {
+	cfg    Config
+	tgt    target
+	clk    clock
+	rng    *rand.Rand
+	prefix string // connIds of this run start with it, so leftovers of other runs never clash
+	res    *Result
+}
+
+// Run performs the configured phases against cfg.URL and returns every figure. An
+// error means the run could not start; a run cut short by ctx or MaxDuration
+// returns what it measured, with Aborted set.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	tgt, _ := parseTarget(cfg.URL)
+	seed := cfg.Seed
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
+	var p [4]byte
+	if _, err := crand.Read(p[:]); err != nil {
+		return nil, err
+	}
+	r := &runner{
+		cfg:    cfg,
+		tgt:    tgt,
+		clk:    newClock(),
+		rng:    rand.New(rand.NewPCG(seed, seed>>1|1)),
+		prefix: hex.EncodeToString(p[:]) + "-",
+		res:    newResult(),
+	}
+	res := r.res
+	res.URL, res.Phases, res.RunPrefix, res.Seed = cfg.URL, cfg.Phases.String(), r.prefix, seed
+	if cfg.PID > 0 {
+		if _, err := readRSS(cfg.PID); err != nil {
+			return nil, fmt.Errorf("-pid %d: %w", cfg.PID, err)
+		}
+	}
+	var counts []int
+	var exe string
+	if cfg.Phases.Park {
+		nofile, err := openFileLimit()
+		if err != nil {
+			return nil, err
+		}
+		if counts, err = splitCounts(cfg.N, cfg.PerProcessCap, nofile); err != nil {
+			return nil, err
+		}
+		if len(counts) > 0 {
+			if exe, err = executable(&cfg); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration)
+	defer cancel()
+	start := time.Now()
+	var metricsBefore map[string]float64
+	if cfg.Metrics {
+		metricsBefore, res.MetricsAvailable = scrapeMetrics(ctx, tgt, cfg.DialTimeout)
+	}
+	if cfg.PID > 0 {
+		res.RSSBeforeBytes = r.rss()
+	}
+	var peak peaks
+	if cfg.Phases.Park {
+		peak = r.park(ctx, counts, exe)
+	} else if cfg.Phases.Status {
+		r.status(ctx)
+	}
+	if cfg.Phases.Throughput && cfg.ThroughputDuration > 0 && ctx.Err() == nil {
+		r.throughput(ctx)
+	}
+	if ctx.Err() == nil && sleepCtx(ctx, cfg.Settle) {
+		if cfg.PID > 0 {
+			res.RSSAfterBytes = r.rss()
+		}
+		if res.MetricsAvailable {
+			after, _ := scrapeMetrics(ctx, tgt, cfg.DialTimeout)
+			res.GoroutinesAfter, res.HeapInuseAfterBytes = metricPtr(after, metricGoroutines), metricPtr(after, metricHeapInuse)
+		}
+	}
+	if res.MetricsAvailable {
+		res.GoroutinesBefore, res.HeapInuseBeforeBytes = metricPtr(metricsBefore, metricGoroutines), metricPtr(metricsBefore, metricHeapInuse)
+		res.GoroutinesPeak, res.HeapInusePeakBytes = metricPtr(peak.metrics, metricGoroutines), metricPtr(peak.metrics, metricHeapInuse)
+	}
+	res.DurationS = round3(time.Since(start).Seconds())
+	res.Aborted = ctx.Err() != nil
+	return res, nil
+}
+
+func (r *runner) logf(format string, args ...any) {
+	if r.cfg.Log != nil {
+		fmt.Fprintf(r.cfg.Log, "parkload: "+format+"\n", args...)
+	}
+}
+
+// rss reads the server's RSS; nil when it cannot be read (the server may have died).
+func (r *runner) rss() *int64 {
+	v, err := readRSS(r.cfg.PID)
+	if err != nil {
+		r.logf("read RSS of pid %d: %v", r.cfg.PID, err)
+		return nil
+	}
+	return &v
+}
+
+func metricPtr(m map[string]float64, name string) *float64 {
+	if v, ok := m[name]; ok {
+		return &v
+	}
+	return nil
+}
+
+// sleepCtx waits d; false means ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// peaks are the largest server readings seen during the park phase.
+type peaks struct {
+	rss     int64
+	metrics map[string]float64
+}
+
+func (p *peaks) add(rss int64, m map[string]float64) {
+	p.rss = max(p.rss, rss)
+	if p.metrics == nil {
+		p.metrics = map[string]float64{}
+	}
+	for k, v := range m {
+		if old, ok := p.metrics[k]; !ok || v > old {
+			p.metrics[k] = v
+		}
+	}
+}
+
+// pollPeaks samples RSS every 250 ms and /metrics every second until ctx ends, then
+// sends what it saw on the returned channel.
+func (r *runner) pollPeaks(ctx context.Context) <-chan peaks {
+	out := make(chan peaks, 1)
+	go func() {
+		var p peaks
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			var rss int64
+			if r.cfg.PID > 0 {
+				rss, _ = readRSS(r.cfg.PID)
+			}
+			var m map[string]float64
+			if r.res.MetricsAvailable && n%4 == 0 {
+				m, _ = scrapeMetrics(ctx, r.tgt, r.cfg.DialTimeout)
+			}
+			p.add(rss, m)
+			select {
+			case <-ctx.Done():
+				out <- p
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}
+
+// park runs the park phase, and the status and kill phases while requests are parked.
+func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
+	cfg, res := &r.cfg, r.res
+	n := cfg.N
+	res.ParkN, res.ParkSameDeadline, res.Children = n, cfg.SameDeadline, len(counts)
+	if len(counts) == 0 {
+		counts = []int{n}
+	}
+	var timeouts []int64
+	var deadline int64
+	if cfg.SameDeadline {
+		deadline = r.clk.now() + int64(cfg.Timeout+cfg.Spread)
+	} else {
+		timeouts = planTimeouts(n, cfg.Timeout, cfg.Spread, r.rng)
+	}
+	maxDur := cfg.MaxDuration
+	if dl, ok := ctx.Deadline(); ok {
+		maxDur = time.Until(dl)
+	}
+	specs := make([]workerSpec, 0, len(counts))
+	first := 0
+	for _, c := range counts {
+		s := workerSpec{
+			Dial: r.tgt.dial, Host: r.tgt.host, Base: r.tgt.base, Prefix: r.prefix,
+			First: first, Count: c, DeadlineStamp: deadline,
+			Sources:         sourceIPs(cfg.Sources, r.tgt.ipv6),
+			DialConcurrency: max(1, cfg.DialConcurrency*c/n),
+			DialTimeout:     cfg.DialTimeout, ReadSlack: readSlack, MaxDuration: maxDur,
+		}
+		if timeouts != nil {
+			s.TimeoutsMs = timeouts[first : first+c]
+		}
+		specs = append(specs, s)
+		first += c
+	}
+
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	peakCh := r.pollPeaks(pollCtx)
+	phaseStart := time.Now()
+	readyCh, doneCh := make(chan readyMsg, len(specs)), make(chan doneMsg, len(specs))
+	for _, s := range specs {
+		if res.Children > 0 {
+			startChild(ctx, exe, s, r.cfg.Log, readyCh, doneCh)
+		} else {
+			startLocal(ctx, s, r.clk, readyCh, doneCh)
+		}
+	}
+	sends := make([]sendRec, n)
+	for range specs {
+		m := <-readyCh
+		copy(sends[m.first:], m.sends)
+	}
+	for _, s := range sends {
+		if s.Sent > 0 {
+			res.ParkWritten++
+		}
+	}
+	res.ParkWriteS = ptr(round3(time.Since(phaseStart).Seconds()))
+	r.logf("park: %d of %d written in %.2fs over %d process(es)", res.ParkWritten, n, *res.ParkWriteS, len(specs))
+
+	var atParked peaks
+	if ctx.Err() == nil {
+		r.confirmParked(ctx, sends)
+		if cfg.PID > 0 {
+			res.RSSParkedBytes = r.rss()
+		}
+		if res.MetricsAvailable {
+			m, _ := scrapeMetrics(ctx, r.tgt, cfg.DialTimeout)
+			atParked.add(0, m)
+		}
+	}
+	if cfg.Phases.Status && ctx.Err() == nil {
+		r.status(ctx)
+	}
+	var kills []killRec
+	if cfg.Phases.Kill && ctx.Err() == nil {
+		kills = r.kill(ctx, sends)
+	}
+	outs := make([]outRec, n)
+	for range specs {
+		m := <-doneCh
+		copy(outs[m.first:], m.outs)
+		if m.err != nil && ctx.Err() == nil {
+			r.logf("%v", m.err)
+		}
+	}
+	stopPoll()
+	peak := <-peakCh
+	if res.RSSParkedBytes != nil {
+		peak.add(*res.RSSParkedBytes, atParked.metrics)
+	} else {
+		peak.add(0, atParked.metrics)
+	}
+	r.tally(sends, outs, kills, peak)
+	r.logf("park: done after %.2fs: ok %d, killed %d, errors %d", time.Since(phaseStart).Seconds(), res.ParkOK, res.ParkKilled, res.ParkErrorTotal)
+	return peak
+}
+
+// confirmParked waits, at most ParkSettle, until serverStatus lists every request
+// of this run that should still be parked, and records how many it listed.
+func (r *runner) confirmParked(ctx context.Context, sends []sendRec) {
+	kc := newKAConn(r.tgt, "", r.cfg.DialTimeout)
+	defer kc.Close()
+	until := time.Now().Add(r.cfg.ParkSettle)
+	for {
+		now := r.clk.now()
+		expect := 0
+		for _, s := range sends {
+			if s.Sent > 0 && s.Sent+s.TimeoutMs*int64(time.Millisecond) > now {
+				expect++
+			}
+		}
+		st, _, kind := r.fetchStatus(ctx, kc)
+		if kind == "" {
+			r.res.ParkListed = ptr(st.run)
+			if st.run >= expect {
+				return
+			}
+		}
+		if !time.Now().Before(until) || !sleepCtx(ctx, 100*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// statusAnswer counts the entries of one serverStatus answer.
+type statusAnswer struct{ entries, run int }
+
+// fetchStatus times one GET /api/serverStatus; kind is "" on success.
+func (r *runner) fetchStatus(ctx context.Context, kc *kaConn) (statusAnswer, time.Duration, string) {
+	ex, err := kc.do(ctx, appendRequest(nil, "GET", r.tgt, "/api/serverStatus", nil, false), 256<<20)
+	if err != nil {
+		return statusAnswer{}, 0, errKind(ctx, err)
+	}
+	if ex.resp.status != 200 {
+		return statusAnswer{}, 0, "status_" + strconv.Itoa(ex.resp.status)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(ex.resp.body, &m); err != nil || m == nil {
+		return statusAnswer{}, 0, "bad_body"
+	}
+	st := statusAnswer{entries: len(m)}
+	for k := range m {
+		if strings.HasPrefix(k, r.prefix+"p") {
+			st.run++
+		}
+	}
+	return st, ex.done.Sub(ex.wrote), ""
+}
+
+// status times StatusSamples serverStatus calls on one keep-alive connection.
+func (r *runner) status(ctx context.Context) {
+	res := r.res
+	kc := newKAConn(r.tgt, "", r.cfg.DialTimeout)
+	defer kc.Close()
+	var lat []float64
+	for range r.cfg.StatusSamples {
+		if ctx.Err() != nil {
+			break
+		}
+		st, d, kind := r.fetchStatus(ctx, kc)
+		res.StatusSamples++
+		if kind != "" {
+			res.StatusErrors[kind]++
+			continue
+		}
+		lat = append(lat, nsToMs(int64(d)))
+		res.StatusEntries, res.StatusRunEntries = ptr(st.entries), ptr(st.run)
+	}
+	res.StatusOK = len(lat)
+	d := summarize(lat)
+	res.StatusP50Ms, res.StatusP99Ms, res.StatusMaxMs = d.p50, d.p99, d.max
+}
+
+// killRec is one kill sent: which request, when, and what went wrong if anything.
+type killRec struct {
+	idx   int
+	wrote int64 // stamp when the kill request was written; 0 if it never was
+	kind  string
+}
+
+// kill kills up to Kills parked requests, picked at random among those with at
+// least KillMinRemaining left, one after another on one keep-alive connection.
+func (r *runner) kill(ctx context.Context, sends []sendRec) []killRec {
+	res := r.res
+	res.KillsRequested = r.cfg.Kills
+	var cands []int
+	for i, s := range sends {
+		if s.Sent > 0 {
+			cands = append(cands, i)
+		}
+	}
+	r.rng.Shuffle(len(cands), func(a, b int) { cands[a], cands[b] = cands[b], cands[a] })
+	kc := newKAConn(r.tgt, "", r.cfg.DialTimeout)
+	defer kc.Close()
+	var kills []killRec
+	for _, i := range cands {
+		if len(kills) == r.cfg.Kills || ctx.Err() != nil {
+			break
+		}
+		s := sends[i]
+		if s.Sent+s.TimeoutMs*int64(time.Millisecond)-r.clk.now() < int64(r.cfg.KillMinRemaining) {
+			continue
+		}
+		id, _ := json.Marshal(parkID(r.prefix, i))
+		body := append(append([]byte(`{"connId":`), id...), '}')
+		k := killRec{idx: i}
+		ex, err := kc.do(ctx, appendRequest(nil, "PUT", r.tgt, "/api/kill", body, false), 64<<10)
+		switch {
+		case err != nil:
+			k.kind = "kill_" + errKind(ctx, err)
+		case ex.resp.status != 200:
+			k.kind = "kill_status_" + strconv.Itoa(ex.resp.status)
+		default:
+			if st, ok := bodyStatus(ex.resp.body); !ok || st != "ok" {
+				k.kind = "kill_bad_body"
+			}
+		}
+		if err == nil {
+			k.wrote = r.clk.at(ex.wrote)
+		}
+		kills = append(kills, k)
+	}
+	res.KillsAttempted = len(kills)
+	return kills
+}
+
+// tally turns the records of the park phase into figures.
+func (r *runner) tally(sends []sendRec, outs []outRec, kills []killRec, peak peaks) {
+	res := r.res
+	killed := make([]bool, len(outs))
+	var killLat []float64
+	for _, k := range kills {
+		killed[k.idx] = true
+		o := outs[k.idx]
+		switch {
+		case k.kind != "":
+			res.KillErrors[k.kind]++
+		case o.Kind == "killed":
+			res.KillsOK++
+			killLat = append(killLat, nsToMs(o.Done-k.wrote))
+		default:
+			res.KillErrors["parked_answered_"+o.Kind]++
+		}
+	}
+	d := summarize(killLat)
+	res.KillP50Ms, res.KillP99Ms, res.KillMaxMs = d.p50, d.p99, d.max
+
+	var late []float64
+	for i, o := range outs {
+		switch {
+		case o.Kind == "ok":
+			res.ParkOK++
+			if !killed[i] {
+				late = append(late, nsToMs(o.Done-sends[i].Sent-sends[i].TimeoutMs*int64(time.Millisecond)))
+			}
+		case o.Kind == "killed" && killed[i]:
+			res.ParkKilled++
+		case o.Kind == "killed":
+			res.ParkErrors["killed_unasked"]++
+		case o.Kind == "":
+			res.ParkErrors["unknown"]++
+		default:
+			res.ParkErrors[o.Kind]++
+		}
+	}
+	for _, c := range res.ParkErrors {
+		res.ParkErrorTotal += c
+	}
+	d = summarize(late)
+	res.LatenessSamples = d.n
+	res.LatenessP50Ms, res.LatenessP99Ms, res.LatenessMaxMs, res.LatenessMinMs = d.p50, d.p99, d.max, d.min
+
+	if r.cfg.PID > 0 {
+		if peak.rss > 0 {
+			res.RSSPeakBytes = ptr(peak.rss)
+		}
+		if res.RSSBeforeBytes != nil && res.RSSParkedBytes != nil {
+			g := *res.RSSParkedBytes - *res.RSSBeforeBytes
+			res.RSSGrowthBytes = &g
+			res.RSSPerRequestBytes = ptr(round3(float64(g) / float64(r.cfg.N)))
+			res.RSSPerRequestKB = ptr(round3(float64(g) / float64(r.cfg.N) / 1024))
+			if res.ParkListed != nil && *res.ParkListed > 0 {
+				res.RSSPerListedBytes = ptr(round3(float64(g) / float64(*res.ParkListed)))
+			}
+		}
+	}
+}
+
+// tpOut is what one throughput connection measured.
+type tpOut struct {
+	lat          []float64
+	requests, ok int
+	errs         map[string]int
+}
+
+// throughput runs timeout=0 requests in closed loop, one in flight per connection.
+func (r *runner) throughput(ctx context.Context) {
+	cfg, res := &r.cfg, r.res
+	conns := cfg.ThroughputConns
+	res.TpConns = conns
+	sources := sourceIPs(cfg.Sources, r.tgt.ipv6)
+	start := time.Now()
+	end := start.Add(cfg.ThroughputDuration)
+	outs := make([]tpOut, conns)
+	var wg sync.WaitGroup
+	for c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[c] = r.tpLoop(ctx, c, sources[c%len(sources)], end)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	var lat []float64
+	for _, o := range outs {
+		lat = append(lat, o.lat...)
+		res.TpRequests += o.requests
+		res.TpOK += o.ok
+		for k, v := range o.errs {
+			res.TpErrors[k] += v
+		}
+	}
+	res.TpDurationS = ptr(round3(elapsed))
+	res.TpRPS = ptr(round3(float64(res.TpOK) / elapsed))
+	d := summarize(lat)
+	res.TpP50Ms, res.TpP99Ms, res.TpMaxMs = d.p50, d.p99, d.max
+	r.logf("throughput: %d ok of %d in %.2fs", res.TpOK, res.TpRequests, elapsed)
+}
+
+func (r *runner) tpLoop(ctx context.Context, c int, src string, end time.Time) tpOut {
+	o := tpOut{errs: map[string]int{}}
+	kc := newKAConn(r.tgt, src, r.cfg.DialTimeout)
+	defer kc.Close()
+	var buf []byte
+	for seq := 0; time.Now().Before(end) && ctx.Err() == nil; seq++ {
+		id := r.prefix + "t" + strconv.Itoa(c) + "-" + strconv.Itoa(seq)
+		buf = appendRequest(buf[:0], "GET", r.tgt, "/api/request?connId="+id+"&timeout=0", nil, false)
+		ex, err := kc.do(ctx, buf, 64<<10)
+		if err != nil {
+			kind := errKind(ctx, err)
+			if kind == "aborted" {
+				break
+			}
+			o.requests++
+			o.errs[kind]++
+			if strings.HasPrefix(kind, "dial_") {
+				sleepCtx(ctx, 10*time.Millisecond) // do not spin on a refusing server
+			}
+			continue
+		}
+		o.requests++
+		if k := parkedKind(ex.resp); k != "ok" {
+			o.errs[k]++
+			continue
+		}
+		o.ok++
+		o.lat = append(o.lat, nsToMs(int64(ex.done.Sub(ex.wrote))))
+	}
+	return o
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package main
+
+import "syscall"
+
+// childSysProcAttr: without Pdeathsig a child still ends when its stdin closes.
+func childSysProcAttr() *syscall.SysProcAttr { return nil }

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is what the flags and PARKD_* variables set.
+type config struct {
+	addr       string
+	maxTimeout time.Duration
+	capacity   int // 0: the open-file limit minus a reserve
+	grace      time.Duration
+	logFormat  string
+	logLevel   slog.Level
+}
+
+// option is one flag and its environment variable.
+type option struct {
+	flag, env, usage string
+	value            flag.Value
+}
+
+func (c *config) options() []option {
+	return []option{
+		{"addr", "PARKD_ADDR", "listen `address`; a positional port replaces its port", addrValue{&c.addr}},
+		{"max-timeout", "PARKD_MAX_TIMEOUT", "largest accepted timeout, a Go `duration`", durationValue{&c.maxTimeout, false}},
+		{"capacity", "PARKD_CAPACITY", "most requests parked at once; 0 = open-file limit minus a reserve (5%, at least 64)", capacityValue{&c.capacity}},
+		{"grace", "PARKD_GRACE", "how long shutdown lets parked requests finish, a Go `duration`", durationValue{&c.grace, true}},
+		{"log-format", "PARKD_LOG_FORMAT", "log `format`: text or json", choiceValue{&c.logFormat, []string{"text", "json"}}},
+		{"log-level", "PARKD_LOG_LEVEL", "log `level`: debug, info, warn or error", levelValue{&c.logLevel}},
+	}
+}
+
+func defaultConfig() config {
+	return config{
+		addr:       ":8080",
+		maxTimeout: time.Hour,
+		grace:      10 * time.Second,
+		logFormat:  "text",
+		logLevel:   slog.LevelInfo,
+	}
+}
+
+// parseConfig reads args and the environment. A flag wins over its
+// variable. On a bad value it prints the reason and the usage to stderr
+// and returns an error; on -h it prints the usage and returns flag.ErrHelp.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	c := defaultConfig()
+	fs := flag.NewFlagSet("parkd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts := c.options()
+	for _, o := range opts {
+		fs.Var(o.value, o.flag, o.usage+" ($"+o.env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: parkd [flags] [port]\n\n"+
+			"parkd parks HTTP requests: GET /api/request?connId=ID&timeout=SECONDS answers after the timeout,\n"+
+			"GET /api/serverStatus lists what is parked, PUT /api/kill ends one. Flags (and their variables):\n\n")
+		fs.PrintDefaults()
+	}
+	fail := func(format string, a ...any) (config, error) {
+		err := fmt.Errorf(format, a...)
+		fmt.Fprintln(stderr, "parkd:", err)
+		fs.Usage()
+		return config{}, err
+	}
+	for _, o := range opts {
+		if v := getenv(o.env); v != "" {
+			if err := o.value.Set(v); err != nil {
+				return fail("invalid value %q for %s: %v", v, o.env, err)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err // the flag package printed the reason and the usage
+	}
+	switch rest := fs.Args(); len(rest) {
+	case 0:
+	case 1:
+		port, err := strconv.ParseUint(rest[0], 10, 16)
+		if err != nil {
+			return fail("invalid port %q: want a number from 0 to 65535", rest[0])
+		}
+		host, _, _ := net.SplitHostPort(c.addr) // checked by addrValue
+		c.addr = net.JoinHostPort(host, strconv.FormatUint(port, 10))
+	default:
+		return fail("too many arguments %q: want at most a port", rest)
+	}
+	return c, nil
+}
+
+type addrValue struct{ p *string }
+
+func (v addrValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v addrValue) Set(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want host:port, e.g. :8080 or 127.0.0.1:8080")
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return errors.New("the port must be a number from 0 to 65535")
+	}
+	*v.p = s
+	return nil
+}
+
+type durationValue struct {
+	p         *time.Duration
+	zeroValid bool
+}
+
+func (v durationValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.p.String()
+}
+
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return errors.New("want a Go duration such as 90s, 10m or 1h")
+	case d < 0 || d == 0 && !v.zeroValid:
+		return errors.New("want a positive duration")
+	}
+	*v.p = d
+	return nil
+}
+
+type capacityValue struct{ p *int }
+
+func (v capacityValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v capacityValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return errors.New("want a whole number ≥ 0")
+	}
+	*v.p = n
+	return nil
+}
+
+type choiceValue struct {
+	p       *string
+	choices []string
+}
+
+func (v choiceValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v choiceValue) Set(s string) error {
+	for _, c := range v.choices {
+		if s == c {
+			*v.p = s
+			return nil
+		}
+	}
+	return fmt.Errorf("want one of %s", strings.Join(v.choices, ", "))
+}
+
+type levelValue struct{ p *slog.Level }
+
+func (v levelValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.ToLower(v.p.String())
+}
+
+func (v levelValue) Set(s string) error {
+	for _, l := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		if strings.EqualFold(s, l.String()) {
+			*v.p = l
+			return nil
+		}
+	}
+	return errors.New("want debug, info, warn or error")
+}

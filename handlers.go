@@ -1,0 +1,249 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/parkd/parkd/hangup"
+	"github.com/parkd/parkd/registry"
+	"github.com/parkd/parkd/wire"
+	"github.com/valyala/fasthttp"
+)
+
+// Bodies of the answers a parked request gets.
+const (
+	okBody           = `{"status":"ok"}`
+	killedBody       = `{"status":"killed"}`
+	shuttingDownBody = `{"status":"shutting down"}`
+)
+
+// rfc3339Millis is RFC 3339 with exactly three decimals, as the resource
+// API's times are written.
+const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
+
+func writeJSON(ctx *fasthttp.RequestCtx, code int, body []byte) {
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+func writeJSONString(ctx *fasthttp.RequestCtx, code int, body string) {
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(body)
+}
+
+// park is GET /api/request?connId=ID&timeout=SECONDS.
+func (s *server) park(ctx *fasthttp.RequestCtx) {
+	p, err := wire.ParsePark(ctx.URI().QueryString(), s.maxTimeout)
+	if err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	remote := ctx.RemoteAddr().String()
+	outcome := make(chan registry.Outcome, 1)
+	e, err := s.reg.Park(registry.Request{ConnID: p.ConnID, Timeout: p.Timeout, RemoteAddr: remote},
+		func(o registry.Outcome) { outcome <- o })
+	if err != nil {
+		s.writeError(ctx, s.parkError(err, p.ConnID))
+		return
+	}
+	if e == nil { // a zero timeout
+		s.logOutcome(p, registry.OK, 0, remote)
+		writeJSONString(ctx, fasthttp.StatusOK, okBody)
+		return
+	}
+	started := time.Now()
+	watch, err := s.hangups.Watch(ctx.Conn(), func() { e.Abandon() })
+	if err != nil && !errors.Is(err, hangup.ErrUnsupported) {
+		s.log.Warn("cannot watch for hang-up", "connId", p.ConnID, "err", err)
+	}
+	o := <-outcome
+	watch.Stop()
+	s.logOutcome(p, o, time.Since(started), remote)
+	if o == registry.Abandoned {
+		// The client is gone: write nothing, close the connection.
+		ctx.HijackSetNoResponse(true)
+		ctx.Hijack(func(net.Conn) {})
+		return
+	}
+	if s.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+	switch o {
+	case registry.OK:
+		writeJSONString(ctx, fasthttp.StatusOK, okBody)
+	case registry.Killed:
+		writeJSONString(ctx, fasthttp.StatusInternalServerError, killedBody)
+	case registry.Shutdown:
+		writeJSONString(ctx, fasthttp.StatusServiceUnavailable, shuttingDownBody)
+	}
+}
+
+// parkError adds to the registry's refusals what the client is told.
+func (s *server) parkError(err error, connID string) error {
+	switch {
+	case errors.Is(err, registry.ErrDuplicate):
+		return withMessage(err, "connId "+connID+" is already running")
+	case errors.Is(err, registry.ErrFull):
+		return withMessage(err, "all "+strconv.Itoa(s.reg.Capacity())+" places for parked requests are taken; retry later")
+	}
+	return err
+}
+
+func (s *server) logOutcome(p wire.Park, o registry.Outcome, took time.Duration, remote string) {
+	s.log.Info("parked request finished", "connId", p.ConnID, "outcome", o.String(),
+		"timeout", p.Timeout, "duration", took.Round(time.Millisecond), "remote", remote)
+}
+
+// serverStatus is GET /api/serverStatus: {"connId":"seconds left", ...}.
+func (s *server) serverStatus(ctx *fasthttp.RequestCtx) {
+	sc := s.scratch()
+	defer s.release(sc)
+	sc.infos = s.reg.Snapshot(sc.infos[:0])
+	b := append(sc.body[:0], '{')
+	for i, in := range sc.infos {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = wire.AppendString(b, in.ConnID)
+		b = append(b, ':', '"')
+		b = strconv.AppendInt(b, secondsLeft(in.Remaining), 10)
+		b = append(b, '"')
+	}
+	b = append(b, '}')
+	sc.body = b
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// secondsLeft rounds up to whole seconds, and never shows a request that
+// is still parked as 0.
+func secondsLeft(d time.Duration) int64 {
+	return max(1, int64((d+time.Second-1)/time.Second))
+}
+
+// kill is PUT /api/kill with the connId in the body or the query.
+func (s *server) kill(ctx *fasthttp.RequestCtx) {
+	id, err := wire.KillConnID(ctx.URI().QueryString(), ctx.PostBody())
+	if err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	if err := s.reg.Kill(id); err != nil {
+		s.writeError(ctx, withMessage(errUnknownConnID, "invalid connection Id : "+id))
+		return
+	}
+	writeJSONString(ctx, fasthttp.StatusOK, okBody)
+}
+
+func (s *server) healthz(ctx *fasthttp.RequestCtx) {
+	writeJSONString(ctx, fasthttp.StatusOK, okBody)
+}
+
+// readyz says whether the server takes new parked requests.
+func (s *server) readyz(ctx *fasthttp.RequestCtx) {
+	if s.draining.Load() {
+		writeJSONString(ctx, fasthttp.StatusServiceUnavailable, shuttingDownBody)
+		return
+	}
+	writeJSONString(ctx, fasthttp.StatusOK, `{"status":"ready"}`)
+}
+
+// listRequests is GET /api/requests: every parked request, in
+// serverStatus's order.
+func (s *server) listRequests(ctx *fasthttp.RequestCtx) {
+	sc := s.scratch()
+	defer s.release(sc)
+	sc.infos = s.reg.Snapshot(sc.infos[:0])
+	b := append(sc.body[:0], '[')
+	for i, in := range sc.infos {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRequest(b, in)
+	}
+	b = append(b, ']')
+	sc.body = b
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// getRequest is GET /api/requests/{connId}.
+func (s *server) getRequest(ctx *fasthttp.RequestCtx) {
+	id, err := pathConnID(ctx)
+	if err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	in, ok := s.reg.Get(id)
+	if !ok {
+		s.writeError(ctx, notParked(id))
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, appendRequest(nil, in))
+}
+
+// deleteRequest is DELETE /api/requests/{connId}: a kill.
+func (s *server) deleteRequest(ctx *fasthttp.RequestCtx) {
+	id, err := pathConnID(ctx)
+	if err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	if err := s.reg.Kill(id); err != nil {
+		s.writeError(ctx, notParked(id))
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+func notParked(id string) error {
+	return withMessage(errRequestNotParked, "no request is parked with connId "+id)
+}
+
+// pathConnID decodes the {connId} segment; the router matches raw paths, so
+// an id with a '/' arrives as %2F within one segment.
+func pathConnID(ctx *fasthttp.RequestCtx) (string, error) {
+	raw, _ := ctx.UserValue("connId").(string)
+	return wire.UnescapePath(raw)
+}
+
+// appendRequest writes one parked request as the resource API shows it.
+func appendRequest(b []byte, in registry.Info) []byte {
+	timeoutMs := in.Timeout.Milliseconds()
+	remainingMs := min(max(0, int64((in.Remaining+time.Millisecond-1)/time.Millisecond)), timeoutMs)
+	b = append(b, `{"connId":`...)
+	b = wire.AppendString(b, in.ConnID)
+	b = append(b, `,"timeoutMs":`...)
+	b = strconv.AppendInt(b, timeoutMs, 10)
+	b = append(b, `,"remainingMs":`...)
+	b = strconv.AppendInt(b, remainingMs, 10)
+	b = append(b, `,"startedAt":"`...)
+	b = in.Started.UTC().AppendFormat(b, rfc3339Millis)
+	b = append(b, `","deadline":"`...)
+	b = in.Deadline.UTC().AppendFormat(b, rfc3339Millis)
+	b = append(b, `","remoteAddr":`...)
+	b = wire.AppendString(b, in.RemoteAddr)
+	return append(b, '}')
+}
+
+// listing is scratch space for serverStatus and the resource API, kept in
+// a pool so that polling a full server does not churn megabytes.
+type listing struct {
+	infos []registry.Info
+	body  []byte
+}
+
+// release returns sc to the pool, dropping its references to entries.
+func (s *server) release(sc *listing) {
+	clear(sc.infos)
+	s.infos.Put(sc)
+}
+
+func (s *server) scratch() *listing {
+	if sc, ok := s.infos.Get().(*listing); ok {
+		return sc
+	}
+	return &listing{}
+}

@@ -1,0 +1,246 @@
+// Package registry holds parked requests: a concurrent map from connId to a
+// deadline, a timer and the way the request's single outcome is delivered.
+//
+// It knows nothing of HTTP. A caller parks a request with a deliver
+// function; the registry decides the request's outcome — the timeout
+// elapsed, a kill, the client went away, or shutdown — in one place
+// (decide), exactly once, however those events race, and then calls
+// deliver once with it.
+package registry
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v4"
+)
+
+// Errors of Park and Kill.
+var (
+	// ErrDuplicate: a request with this connId is parked right now.
+	ErrDuplicate = errors.New("connId is already running")
+	// ErrFull: as many requests are parked as the capacity allows.
+	ErrFull = errors.New("parked-request capacity is full")
+	// ErrShuttingDown: Shutdown was called; nothing new is parked.
+	ErrShuttingDown = errors.New("shutting down")
+	// ErrNotParked: nothing is parked with this connId (never was, or it
+	// already has its outcome).
+	ErrNotParked = errors.New("no request parked with this connId")
+)
+
+// Request is what a caller asks to park.
+type Request struct {
+	ConnID     string
+	Timeout    time.Duration
+	RemoteAddr string
+}
+
+// Info describes a parked request at the moment it was read.
+type Info struct {
+	ConnID     string
+	Timeout    time.Duration
+	Started    time.Time
+	Deadline   time.Time
+	Remaining  time.Duration // Deadline minus the time of the reading; may be ≤ 0 just before the outcome
+	RemoteAddr string
+}
+
+// Registry is the set of parked requests. All methods are safe for
+// concurrent use. A Registry must be made with New.
+type Registry struct {
+	entries  *xsync.Map[string, *Entry]
+	capacity int64
+	parked   atomic.Int64 // entries between Park's reservation and decide
+	draining atomic.Bool
+
+	drainedOnce sync.Once
+	drained     chan struct{}
+}
+
+// New returns an empty Registry that parks at most capacity requests at once.
+func New(capacity int) *Registry {
+	return &Registry{
+		entries:  xsync.NewMap[string, *Entry](),
+		capacity: int64(capacity),
+		drained:  make(chan struct{}),
+	}
+}
+
+// Park parks req until its timeout elapses, it is killed or abandoned, or
+// Shutdown ends it, and then calls deliver exactly once with the outcome.
+//
+// deliver runs on whichever goroutine decided the outcome: the timer's, or
+// the caller of Kill, Entry.Abandon or Shutdown; it may run before Park has
+// returned. It should be quick; the entry has already left the registry
+// when it runs, so it may park the same connId again.
+//
+// Park fails with ErrDuplicate when req.ConnID is parked, ErrFull at
+// capacity and ErrShuttingDown after Shutdown; then deliver is never called.
+// A zero timeout passes the same checks but parks nothing: Park returns a
+// nil Entry and nil, and the caller answers at once without deliver.
+//
+// The duplicate check and the insertion are one atomic step (two requests
+// racing for one connId cannot both park); the capacity check is a
+// separate atomic reservation made before it.
+func (r *Registry) Park(req Request, deliver func(Outcome)) (*Entry, error) {
+	if r.draining.Load() && req.Timeout > 0 {
+		return nil, ErrShuttingDown
+	}
+	if _, ok := r.entries.Load(req.ConnID); ok {
+		return nil, ErrDuplicate
+	}
+	if req.Timeout <= 0 {
+		if r.parked.Load() >= r.capacity {
+			return nil, ErrFull
+		}
+		return nil, nil
+	}
+	if r.parked.Add(1) > r.capacity {
+		r.parked.Add(-1)
+		return nil, ErrFull
+	}
+	e := &Entry{
+		reg:        r,
+		connID:     req.ConnID,
+		remoteAddr: req.RemoteAddr,
+		timeout:    req.Timeout,
+		deadline:   time.Now().Add(req.Timeout),
+		deliver:    deliver,
+	}
+	if _, loaded := r.entries.LoadOrStore(req.ConnID, e); loaded {
+		r.parked.Add(-1)
+		return nil, ErrDuplicate
+	}
+	// The timer is armed only once e is in the map, so its decide always
+	// has an entry to remove; a Kill that came first is caught below.
+	t := time.AfterFunc(req.Timeout, e.expire)
+	e.timer.Store(t)
+	if e.state.Load() == decided {
+		t.Stop()
+	}
+	// Shutdown may have swept the map between our draining check and the
+	// insertion; whoever decides first wins, and we refuse rather than
+	// deliver so the caller can answer while the server still serves.
+	if r.draining.Load() && r.decide(e) {
+		return nil, ErrShuttingDown
+	}
+	return e, nil
+}
+
+// Kill decides Killed for the request parked as connID and delivers it
+// before returning. It fails with ErrNotParked when nothing is parked with
+// that connId or its outcome is already decided.
+func (r *Registry) Kill(connID string) error {
+	e, ok := r.entries.Load(connID)
+	if !ok || !r.finish(e, Killed) {
+		return ErrNotParked
+	}
+	return nil
+}
+
+// Get reads the request parked as connID.
+func (r *Registry) Get(connID string) (Info, bool) {
+	e, ok := r.entries.Load(connID)
+	if !ok || e.state.Load() == decided {
+		return Info{}, false
+	}
+	return e.info(time.Now()), true
+}
+
+// Snapshot appends every parked request to dst, ordered by deadline,
+// soonest first, ties by connId. It is not one atomic view: a request
+// parked or decided while it runs may or may not be listed, but each
+// connId is listed at most once, and none whose outcome was decided before
+// Snapshot began.
+func (r *Registry) Snapshot(dst []Info) []Info {
+	es := make([]*Entry, 0, r.parked.Load())
+	r.entries.Range(func(_ string, e *Entry) bool {
+		if e.state.Load() != decided {
+			es = append(es, e)
+		}
+		return true
+	})
+	slices.SortFunc(es, func(a, b *Entry) int {
+		if c := a.deadline.Compare(b.deadline); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.connID, b.connID)
+	})
+	now := time.Now()
+	dst = slices.Grow(dst, len(es))
+	for _, e := range es {
+		dst = append(dst, e.info(now))
+	}
+	return dst
+}
+
+// Len is the number of requests parked (including ones being parked or
+// decided at this instant). It is one atomic load.
+func (r *Registry) Len() int {
+	return int(r.parked.Load())
+}
+
+// Capacity is the most requests Park holds at once.
+func (r *Registry) Capacity() int {
+	return int(r.capacity)
+}
+
+// Shutdown stops parking new requests (Park fails with ErrShuttingDown,
+// but for zero timeouts) and at once decides Shutdown for every parked
+// request whose deadline is more than grace away; the others run to their
+// outcome. Drained is closed once nothing is parked. Calling Shutdown again
+// sweeps again with the new grace.
+func (r *Registry) Shutdown(grace time.Duration) {
+	cutoff := time.Now().Add(grace)
+	r.draining.Store(true)
+	r.entries.Range(func(_ string, e *Entry) bool {
+		if e.deadline.After(cutoff) {
+			r.finish(e, Shutdown)
+		}
+		return true
+	})
+	r.closeIfDrained()
+}
+
+// Drained is closed when Shutdown has been called and nothing is parked.
+func (r *Registry) Drained() <-chan struct{} {
+	return r.drained
+}
+
+// finish decides o for e and delivers it; false if e already had its
+// outcome.
+func (r *Registry) finish(e *Entry, o Outcome) bool {
+	if !r.decide(e) {
+		return false
+	}
+	e.deliver(o)
+	return true
+}
+
+// decide is the one place an outcome is decided: the first caller for e
+// wins and removes e from the registry; every later caller gets false.
+func (r *Registry) decide(e *Entry) bool {
+	if !e.state.CompareAndSwap(parked, decided) {
+		return false
+	}
+	if t := e.timer.Load(); t != nil {
+		t.Stop()
+	}
+	// Only the winner deletes, and LoadOrStore never replaces, so the key
+	// still maps to e here.
+	r.entries.Delete(e.connID)
+	if r.parked.Add(-1) == 0 && r.draining.Load() {
+		r.closeIfDrained()
+	}
+	return true
+}
+
+func (r *Registry) closeIfDrained() {
+	if r.draining.Load() && r.parked.Load() == 0 {
+		r.drainedOnce.Do(func() { close(r.drained) })
+	}
+}
