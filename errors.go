@@ -98,4 +98,5 @@ func (s *server) requestError(ctx *fasthttp.RequestCtx, err error) {
 		err = withMessage(errMalformedHTTP, "the request is not valid HTTP/1.x")
 	}
 	s.writeError(ctx, err)
+	s.metrics.answered("unmatched", ctx.Response.StatusCode())
 }

@@ -47,39 +47,67 @@ func (s *server) park(ctx *fasthttp.RequestCtx) {
 	e, err := s.reg.Park(registry.Request{ConnID: p.ConnID, Timeout: p.Timeout, RemoteAddr: remote},
 		func(o registry.Outcome) { outcome <- o })
 	if err != nil {
-		s.writeError(ctx, s.parkError(err, p.ConnID))
+		s.refused(ctx, err, p.ConnID)
 		return
 	}
 	if e == nil { // a zero timeout
-		s.logOutcome(p, registry.OK, 0, remote)
+		s.finished(p, remote, registry.OK, time.Now(), time.Now())
 		writeJSONString(ctx, fasthttp.StatusOK, okBody)
 		return
 	}
-	started := time.Now()
 	watch, err := s.hangups.Watch(ctx.Conn(), func() { e.Abandon() })
 	if err != nil && !errors.Is(err, hangup.ErrUnsupported) {
 		s.log.Warn("cannot watch for hang-up", "connId", p.ConnID, "err", err)
 	}
 	o := <-outcome
 	watch.Stop()
-	s.logOutcome(p, o, time.Since(started), remote)
 	if o == registry.Abandoned {
 		// The client is gone: write nothing, close the connection.
 		ctx.HijackSetNoResponse(true)
 		ctx.Hijack(func(net.Conn) {})
-		return
+	} else {
+		if s.draining.Load() {
+			ctx.SetConnectionClose()
+		}
+		code, body := answerOf(o)
+		writeJSONString(ctx, code, body)
 	}
-	if s.draining.Load() {
-		ctx.SetConnectionClose()
-	}
+	s.finished(p, remote, o, e.Deadline(), time.Now())
+}
+
+// answerOf is what a parked request answers for its outcome.
+func answerOf(o registry.Outcome) (code int, body string) {
 	switch o {
 	case registry.OK:
-		writeJSONString(ctx, fasthttp.StatusOK, okBody)
+		return fasthttp.StatusOK, okBody
 	case registry.Killed:
-		writeJSONString(ctx, fasthttp.StatusInternalServerError, killedBody)
-	case registry.Shutdown:
-		writeJSONString(ctx, fasthttp.StatusServiceUnavailable, shuttingDownBody)
+		return fasthttp.StatusInternalServerError, killedBody
+	default:
+		return fasthttp.StatusServiceUnavailable, shuttingDownBody
 	}
+}
+
+// finished accounts for a parked request's outcome: a log line, the
+// outcomes counter, and for a timeout that elapsed (a zero one aside, it
+// never waited), how late its answer left.
+func (s *server) finished(p wire.Park, remote string, o registry.Outcome, deadline, answered time.Time) {
+	s.metrics.outcome(o.String())
+	if o == registry.OK && p.Timeout > 0 {
+		s.metrics.lateness.Observe(answered.Sub(deadline).Seconds())
+	}
+	s.log.Info("parked request finished", "connId", p.ConnID, "outcome", o.String(), "timeout", p.Timeout.String(),
+		"duration", answered.Sub(deadline.Add(-p.Timeout)).Round(time.Millisecond).String(), "remote", remote)
+}
+
+// refused answers a park the registry did not take.
+func (s *server) refused(ctx *fasthttp.RequestCtx, err error, connID string) {
+	switch {
+	case errors.Is(err, registry.ErrFull):
+		s.metrics.outcome(outcomeRejected)
+	case errors.Is(err, registry.ErrShuttingDown):
+		s.metrics.outcome(registry.Shutdown.String())
+	}
+	s.writeError(ctx, s.parkError(err, connID))
 }
 
 // parkError adds to the registry's refusals what the client is told.
@@ -91,11 +119,6 @@ func (s *server) parkError(err error, connID string) error {
 		return withMessage(err, "all "+strconv.Itoa(s.reg.Capacity())+" places for parked requests are taken; retry later")
 	}
 	return err
-}
-
-func (s *server) logOutcome(p wire.Park, o registry.Outcome, took time.Duration, remote string) {
-	s.log.Info("parked request finished", "connId", p.ConnID, "outcome", o.String(),
-		"timeout", p.Timeout, "duration", took.Round(time.Millisecond), "remote", remote)
 }
 
 // serverStatus is GET /api/serverStatus: {"connId":"seconds left", ...}.

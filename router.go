@@ -20,6 +20,7 @@ func (s *server) routes() fasthttp.RequestHandler {
 	r.NotFound = s.notFound
 	r.MethodNotAllowed = s.methodNotAllowed
 	r.PanicHandler = s.panicked
+	r.SaveMatchedRoutePath = true // the route label of parkd_http_requests_total
 
 	// The seed's API, sections 1-3 of the contract.
 	r.GET("/api/request", s.park)
@@ -29,10 +30,23 @@ func (s *server) routes() fasthttp.RequestHandler {
 	// parkd's own, section 4.
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", s.serveMetrics)
 	r.GET("/api/requests", s.listRequests)
 	r.GET("/api/requests/{connId}", s.getRequest)
 	r.DELETE("/api/requests/{connId}", s.deleteRequest)
-	return r.Handler
+	return s.counted(r.Handler)
+}
+
+// counted counts each answer by route and status code. A hijacked request
+// has no answer yet (or never will: its client left); it is counted when
+// it gets one.
+func (s *server) counted(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		next(ctx)
+		if !ctx.Hijacked() {
+			s.metrics.answered(routeOf(ctx), ctx.Response.StatusCode())
+		}
+	}
 }
 
 func (s *server) notFound(ctx *fasthttp.RequestCtx) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,7 @@ type server struct {
 	maxTimeout time.Duration
 	grace      time.Duration
 	http       *fasthttp.Server
+	metrics    *metrics
 	draining   atomic.Bool
 	infos      sync.Pool // *listing
 }
@@ -79,6 +81,7 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		maxTimeout: cfg.maxTimeout,
 		grace:      cfg.grace,
 	}
+	s.metrics = newMetrics(s.reg, s.draining.Load)
 	s.http = &fasthttp.Server{
 		Handler:      s.routes(),
 		ErrorHandler: s.requestError,
@@ -116,7 +119,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) int {
 		return 1
 	case <-ctx.Done():
 	}
-	s.log.Info("shutting down", "parked", s.reg.Len(), "grace", s.grace)
+	s.log.Info("shutting down", "parked", s.reg.Len(), "grace", s.grace.String())
 	s.draining.Store(true)
 	if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("closing the listener", "err", err)
@@ -161,7 +164,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	files, _ := openFileLimit()
 	log.Info("parkd listening", "addr", ln.Addr().String(), "capacity", s.reg.Capacity(),
-		"open_file_limit", files, "max_timeout", cfg.maxTimeout, "grace", cfg.grace)
+		"open_file_limit", files, "max_timeout", cfg.maxTimeout.String(), "grace", cfg.grace.String())
 	return s.serve(ctx, ln)
 }
 
@@ -173,10 +176,15 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog. They are about
-// connections that failed in ways worth an operator's look.
+// fasthttpLogger sends fasthttp's own messages to slog: a connection
+// that ended in an error is the client's doing (debug); the rest, such as
+// accept failures, deserve an operator's look (warn).
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn(fmt.Sprintf(format, args...), "source", "fasthttp")
+	level := slog.LevelWarn
+	if strings.HasPrefix(format, "error when serving connection") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, args...), "source", "fasthttp")
 }

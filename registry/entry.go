@@ -29,6 +29,11 @@ func (e *Entry) Abandon() bool {
 	return e.reg.finish(e, Abandoned)
 }
 
+// Deadline is when e's timeout elapses.
+func (e *Entry) Deadline() time.Time {
+	return e.deadline
+}
+
 // expire is the timer's function.
 func (e *Entry) expire() {
 	e.reg.finish(e, OK)
