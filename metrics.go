@@ -38,8 +38,8 @@ func newMetrics(reg *registry.Registry, draining func() bool) *metrics {
 		registry: prometheus.NewRegistry(),
 		outcomes: map[string]prometheus.Counter{},
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "parkd_answer_lateness_seconds",
-			Help: "How long after its deadline a parked request's 200 answer left.",
+			Name:    "parkd_answer_lateness_seconds",
+			Help:    "How long after its deadline a parked request's 200 answer left.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

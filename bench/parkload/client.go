@@ -32,8 +32,8 @@ func newKAConn(tgt target, source string, dialTimeout time.Duration) *kaConn {
 
 // exchange is one answered request with the instants around it.
 type exchange struct {
-	resp        response
-	wrote, done time.Time // request fully written; answer fully read
+	resp       response
+	sent, done time.Time // just before the request was written; answer fully read
 }
 
 // do sends req and reads the answer. A request that meets a keep-alive connection
@@ -65,11 +65,11 @@ func (k *kaConn) try(ctx context.Context, req []byte, maxBody int) (ex exchange,
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	_ = c.SetDeadline(time.Now().Add(ioTimeout))
+	ex.sent = time.Now()
 	if _, err = c.Write(req); err != nil {
 		k.Close()
 		return ex, reused, err
 	}
-	ex.wrote = time.Now()
 	ex.resp, err = readResponse(k.br, 256<<20)
 	ex.done = time.Now()
 	if err != nil || ex.resp.close {

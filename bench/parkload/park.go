@@ -70,7 +70,7 @@ type workerSpec struct {
 // sendRec is what is known once a parked request was written (or failed to be).
 type sendRec struct {
 	TimeoutMs int64  `json:"t"`
-	Sent      int64  `json:"s,omitempty"` // stamp after the request was written; 0 if it never was
+	Sent      int64  `json:"s,omitempty"` // stamp as the request was written; 0 if it never was
 	Err       string `json:"e,omitempty"` // why it was not written
 }
 
@@ -91,7 +91,7 @@ func runWorker(ctx context.Context, s workerSpec, clk clock, ready func([]sendRe
 	outs := make([]outRec, s.Count)
 	dialers := make([]net.Dialer, len(s.Sources))
 	for i, src := range s.Sources {
-		dialers[i] = net.Dialer{Timeout: s.DialTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		dialers[i] = net.Dialer{Timeout: s.DialTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Control: bindNoPort}
 	}
 	sem := make(chan struct{}, max(1, s.DialConcurrency))
 	var written, finished sync.WaitGroup
@@ -134,21 +134,23 @@ func sendPark(ctx context.Context, s *workerSpec, d *net.Dialer, clk clock, i, j
 		sr.Err = errKind(ctx, dialError{err})
 		return nil
 	}
+	_ = conn.SetWriteDeadline(time.Now().Add(s.ReadSlack))
+	// The stamp is taken before the write: the server cannot start the timeout
+	// earlier, so lateness is never understated by a delay in this process.
+	sent := clk.now()
 	if s.TimeoutsMs != nil {
 		sr.TimeoutMs = s.TimeoutsMs[j]
 	} else {
-		sr.TimeoutMs = sameDeadlineTimeout(s.DeadlineStamp, clk.now())
+		sr.TimeoutMs = sameDeadlineTimeout(s.DeadlineStamp, sent)
 	}
 	path := "/api/request?connId=" + url.QueryEscape(parkID(s.Prefix, i)) + "&timeout=" + formatTimeout(sr.TimeoutMs)
 	req := appendRequest(make([]byte, 0, 160+len(s.Host)+len(s.Base)), "GET", target{host: s.Host, base: s.Base}, path, nil, true)
-	_ = conn.SetWriteDeadline(time.Now().Add(s.ReadSlack))
-	_, err = conn.Write(req)
-	if err != nil {
+	if _, err = conn.Write(req); err != nil {
 		conn.Close()
 		sr.Err = "write_" + errKind(ctx, err)
 		return nil
 	}
-	sr.Sent = clk.now()
+	sr.Sent = sent
 	return conn
 }
 

@@ -338,7 +338,7 @@ func (r *runner) fetchStatus(ctx context.Context, kc *kaConn) (statusAnswer, tim
 			st.run++
 		}
 	}
-	return st, ex.done.Sub(ex.wrote), ""
+	return st, ex.done.Sub(ex.sent), ""
 }
 
 // status times StatusSamples serverStatus calls on one keep-alive connection.
@@ -368,7 +368,7 @@ func (r *runner) status(ctx context.Context) {
 // killRec is one kill sent: which request, when, and what went wrong if anything.
 type killRec struct {
 	idx   int
-	wrote int64 // stamp when the kill request was written; 0 if it never was
+	wrote int64 // stamp as the kill request was written; 0 if it failed
 	kind  string
 }
 
@@ -410,7 +410,7 @@ func (r *runner) kill(ctx context.Context, sends []sendRec) []killRec {
 			}
 		}
 		if err == nil {
-			k.wrote = r.clk.at(ex.wrote)
+			k.wrote = r.clk.at(ex.sent)
 		}
 		kills = append(kills, k)
 	}
@@ -549,7 +549,7 @@ func (r *runner) tpLoop(ctx context.Context, c int, src string, end time.Time) t
 			continue
 		}
 		o.ok++
-		o.lat = append(o.lat, nsToMs(int64(ex.done.Sub(ex.wrote))))
+		o.lat = append(o.lat, nsToMs(int64(ex.done.Sub(ex.sent))))
 	}
 	return o
 }
