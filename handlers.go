@@ -2,11 +2,9 @@ package main
 
 import (
 	"errors"
-	"net"
 	"strconv"
 	"time"
 
-	"github.com/parkd/parkd/hangup"
 	"github.com/parkd/parkd/registry"
 	"github.com/parkd/parkd/wire"
 	"github.com/valyala/fasthttp"
@@ -35,46 +33,6 @@ func writeJSONString(ctx *fasthttp.RequestCtx, code int, body string) {
 	ctx.SetBodyString(body)
 }
 
-// park is GET /api/request?connId=ID&timeout=SECONDS.
-func (s *server) park(ctx *fasthttp.RequestCtx) {
-	p, err := wire.ParsePark(ctx.URI().QueryString(), s.maxTimeout)
-	if err != nil {
-		s.writeError(ctx, err)
-		return
-	}
-	remote := ctx.RemoteAddr().String()
-	outcome := make(chan registry.Outcome, 1)
-	e, err := s.reg.Park(registry.Request{ConnID: p.ConnID, Timeout: p.Timeout, RemoteAddr: remote},
-		func(o registry.Outcome) { outcome <- o })
-	if err != nil {
-		s.refused(ctx, err, p.ConnID)
-		return
-	}
-	if e == nil { // a zero timeout
-		s.finished(p, remote, registry.OK, time.Now(), time.Now())
-		writeJSONString(ctx, fasthttp.StatusOK, okBody)
-		return
-	}
-	watch, err := s.hangups.Watch(ctx.Conn(), func() { e.Abandon() })
-	if err != nil && !errors.Is(err, hangup.ErrUnsupported) {
-		s.log.Warn("cannot watch for hang-up", "connId", p.ConnID, "err", err)
-	}
-	o := <-outcome
-	watch.Stop()
-	if o == registry.Abandoned {
-		// The client is gone: write nothing, close the connection.
-		ctx.HijackSetNoResponse(true)
-		ctx.Hijack(func(net.Conn) {})
-	} else {
-		if s.draining.Load() {
-			ctx.SetConnectionClose()
-		}
-		code, body := answerOf(o)
-		writeJSONString(ctx, code, body)
-	}
-	s.finished(p, remote, o, e.Deadline(), time.Now())
-}
-
 // answerOf is what a parked request answers for its outcome.
 func answerOf(o registry.Outcome) (code int, body string) {
 	switch o {
@@ -90,13 +48,13 @@ func answerOf(o registry.Outcome) (code int, body string) {
 // finished accounts for a parked request's outcome: a log line, the
 // outcomes counter, and for a timeout that elapsed (a zero one aside, it
 // never waited), how late its answer left.
-func (s *server) finished(p wire.Park, remote string, o registry.Outcome, deadline, answered time.Time) {
+func (s *server) finished(pc *parkedConn, o registry.Outcome, deadline, answered time.Time) {
 	s.metrics.outcome(o.String())
-	if o == registry.OK && p.Timeout > 0 {
+	if o == registry.OK && pc.p.Timeout > 0 {
 		s.metrics.lateness.Observe(answered.Sub(deadline).Seconds())
 	}
-	s.log.Info("parked request finished", "connId", p.ConnID, "outcome", o.String(), "timeout", p.Timeout.String(),
-		"duration", answered.Sub(deadline.Add(-p.Timeout)).Round(time.Millisecond).String(), "remote", remote)
+	s.log.Info("parked request finished", "connId", pc.p.ConnID, "outcome", o.String(), "timeout", pc.p.Timeout.String(),
+		"duration", answered.Sub(deadline.Add(-pc.p.Timeout)).Round(time.Millisecond).String(), "remote", pc.remote)
 }
 
 // refused answers a park the registry did not take.

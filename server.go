@@ -57,7 +57,8 @@ type server struct {
 	http       *fasthttp.Server
 	metrics    *metrics
 	draining   atomic.Bool
-	infos      sync.Pool // *listing
+	responding atomic.Int64 // parked requests between Park and the end of their answer
+	infos      sync.Pool    // *listing
 }
 
 // newServer builds a server from cfg; close releases what it holds.
@@ -96,7 +97,14 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		MaxRequestBodySize:           maxBodySize,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
-		Logger:                       fasthttpLogger{log},
+		// A parked request's connection is hijacked and kept (park.go);
+		// parkd closes it or hands it back with ServeConn.
+		KeepHijackedConns: true,
+		// Buffers go back to their pools between requests, so an idle
+		// keep-alive connection holds none, and a hijacked one leaves none
+		// behind (fasthttp never takes back a hijacked conn's reader).
+		ReduceMemoryUsage: true,
+		Logger:            fasthttpLogger{log},
 	}
 	return s, nil
 }
@@ -127,6 +135,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) int {
 	<-served
 	s.reg.Shutdown(s.grace)
 	<-s.reg.Drained()
+	s.awaitAnswers()
 	// Nothing is parked; close idle keep-alive connections and give busy
 	// ones a moment to finish their answer.
 	shutCtx, cancel := context.WithTimeout(context.Background(), afterDrainTimeout)
@@ -137,6 +146,17 @@ func (s *server) serve(ctx context.Context, ln net.Listener) int {
 	}
 	s.log.Info("stopped")
 	return 0
+}
+
+// awaitAnswers waits for the answers of requests whose outcome is decided
+// to be written: the registry is drained once the last outcome is decided,
+// which is a moment before its answer has left. A client that reads
+// nothing holds it at most writeTimeout.
+func (s *server) awaitAnswers() {
+	limit := time.Now().Add(writeTimeout + time.Second)
+	for s.responding.Load() > 0 && time.Now().Before(limit) {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // run is the whole program but for signal handling: it reads the
