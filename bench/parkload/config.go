@@ -36,6 +36,7 @@ type Config struct {
 	Settle             time.Duration // wait before the final RSS and /metrics readings
 	ParkSettle         time.Duration // longest wait for serverStatus to list the parked requests
 	Seed               uint64        // 0 = random
+	SamplesOut         string        // CSV file for one row per parked request; "" = none
 
 	// PerProcessCap forces the parked connections of one process below the
 	// open-file limit, so tests can exercise the child-process split with small N.
@@ -261,10 +262,11 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, child bool, err er
 	fs.Var(secondsFlag{&cfg.KillMinRemaining}, "kill-min-remaining", "only kill requests with at least this long left")
 	fs.Var(secondsFlag{&cfg.ThroughputDuration}, "throughput-duration", "length of the throughput phase; 0 skips it")
 	fs.IntVar(&cfg.ThroughputConns, "throughput-conns", cfg.ThroughputConns, "keep-alive connections in the throughput phase")
-	fs.BoolVar(&cfg.Metrics, "metrics", false, "scrape GET /metrics before, at peak and after")
+	fs.BoolVar(&cfg.Metrics, "metrics", false, "scrape GET /metrics before, once all are parked (the peak), and after -settle")
 	fs.Var(secondsFlag{&cfg.Settle}, "settle", "wait before the final RSS and metrics readings")
 	fs.Var(secondsFlag{&cfg.ParkSettle}, "park-settle", "longest wait for serverStatus to list every parked request")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed for timeouts and kill choice; 0 = random")
+	fs.StringVar(&cfg.SamplesOut, "samples-out", "", "write one CSV row per parked request to this file (times in ms from phase start)")
 	fs.BoolVar(&child, "child", false, "internal: run one worker with a spec read from stdin")
 	fs.IntVar(&cfg.PerProcessCap, "max-per-process", 0, "internal: parked connections per process before splitting")
 	fs.Usage = func() {

@@ -40,7 +40,7 @@ type Result struct {
 
 	RSSBeforeBytes     *int64   `json:"rss_before_bytes"`
 	RSSParkedBytes     *int64   `json:"rss_parked_bytes"`
-	RSSPeakBytes       *int64   `json:"rss_peak_bytes"`
+	RSSPeakBytes       *int64   `json:"rss_peak_bytes"` // largest of the 250 ms polls during the park phase
 	RSSAfterBytes      *int64   `json:"rss_after_bytes"`
 	RSSGrowthBytes     *int64   `json:"rss_growth_bytes"`
 	RSSPerRequestBytes *float64 `json:"rss_per_request_bytes"` // growth / park_n
@@ -76,7 +76,7 @@ type Result struct {
 
 	MetricsAvailable     bool     `json:"metrics_available"`
 	GoroutinesBefore     *float64 `json:"goroutines_before"`
-	GoroutinesPeak       *float64 `json:"goroutines_peak"`
+	GoroutinesPeak       *float64 `json:"goroutines_peak"` // read once all requests are parked
 	GoroutinesAfter      *float64 `json:"goroutines_after"`
 	HeapInuseBeforeBytes *float64 `json:"heap_inuse_before_bytes"`
 	HeapInusePeakBytes   *float64 `json:"heap_inuse_peak_bytes"`

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,7 +147,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// peaks are the largest server readings seen during the park phase.
+// peaks are the largest RSS seen during the park phase and the /metrics values read
+// once every request was parked.
 type peaks struct {
 	rss     int64
 	metrics map[string]float64
@@ -161,24 +166,20 @@ func (p *peaks) add(rss int64, m map[string]float64) {
 	}
 }
 
-// pollPeaks samples RSS every 250 ms and /metrics every second until ctx ends, then
-// sends what it saw on the returned channel.
+// pollPeaks samples RSS every 250 ms until ctx ends, then sends what it saw on the
+// returned channel. /metrics is not polled: scraping it while tens of thousands of
+// requests are parked was seen to delay parkd's answers, which would skew lateness.
 func (r *runner) pollPeaks(ctx context.Context) <-chan peaks {
 	out := make(chan peaks, 1)
 	go func() {
 		var p peaks
 		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
-		for n := 0; ; n++ {
-			var rss int64
+		for {
 			if r.cfg.PID > 0 {
-				rss, _ = readRSS(r.cfg.PID)
+				rss, _ := readRSS(r.cfg.PID)
+				p.add(rss, nil)
 			}
-			var m map[string]float64
-			if r.res.MetricsAvailable && n%4 == 0 {
-				m, _ = scrapeMetrics(ctx, r.tgt, r.cfg.DialTimeout)
-			}
-			p.add(rss, m)
 			select {
 			case <-ctx.Done():
 				out <- p
@@ -251,15 +252,14 @@ func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 	res.ParkWriteS = ptr(round3(time.Since(phaseStart).Seconds()))
 	r.logf("park: %d of %d written in %.2fs over %d process(es)", res.ParkWritten, n, *res.ParkWriteS, len(specs))
 
-	var atParked peaks
+	var atParked map[string]float64
 	if ctx.Err() == nil {
 		r.confirmParked(ctx, sends)
 		if cfg.PID > 0 {
 			res.RSSParkedBytes = r.rss()
 		}
 		if res.MetricsAvailable {
-			m, _ := scrapeMetrics(ctx, r.tgt, cfg.DialTimeout)
-			atParked.add(0, m)
+			atParked, _ = scrapeMetrics(ctx, r.tgt, cfg.DialTimeout)
 		}
 	}
 	if cfg.Phases.Status && ctx.Err() == nil {
@@ -279,12 +279,16 @@ func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 	}
 	stopPoll()
 	peak := <-peakCh
+	peak.add(0, atParked)
 	if res.RSSParkedBytes != nil {
-		peak.add(*res.RSSParkedBytes, atParked.metrics)
-	} else {
-		peak.add(0, atParked.metrics)
+		peak.add(*res.RSSParkedBytes, nil)
 	}
 	r.tally(sends, outs, kills, peak)
+	if cfg.SamplesOut != "" {
+		if err := r.writeSamples(cfg.SamplesOut, r.clk.at(phaseStart), sends, outs, kills); err != nil {
+			r.logf("-samples-out: %v", err)
+		}
+	}
 	r.logf("park: done after %.2fs: ok %d, killed %d, errors %d", time.Since(phaseStart).Seconds(), res.ParkOK, res.ParkKilled, res.ParkErrorTotal)
 	return peak
 }
@@ -303,7 +307,7 @@ func (r *runner) confirmParked(ctx context.Context, sends []sendRec) {
 				expect++
 			}
 		}
-		st, _, kind := r.fetchStatus(ctx, kc)
+		st, _, kind := r.fetchStatus(ctx, kc, false)
 		if kind == "" {
 			r.res.ParkListed = ptr(st.run)
 			if st.run >= expect {
@@ -316,11 +320,15 @@ func (r *runner) confirmParked(ctx context.Context, sends []sendRec) {
 	}
 }
 
-// statusAnswer counts the entries of one serverStatus answer.
-type statusAnswer struct{ entries, run int }
+// statusAnswer counts the entries of one serverStatus answer; listed holds the
+// indices of this run's parked requests when asked for.
+type statusAnswer struct {
+	entries, run int
+	listed       []int
+}
 
 // fetchStatus times one GET /api/serverStatus; kind is "" on success.
-func (r *runner) fetchStatus(ctx context.Context, kc *kaConn) (statusAnswer, time.Duration, string) {
+func (r *runner) fetchStatus(ctx context.Context, kc *kaConn, wantListed bool) (statusAnswer, time.Duration, string) {
 	ex, err := kc.do(ctx, appendRequest(nil, "GET", r.tgt, "/api/serverStatus", nil, false), 256<<20)
 	if err != nil {
 		return statusAnswer{}, 0, errKind(ctx, err)
@@ -334,8 +342,11 @@ func (r *runner) fetchStatus(ctx context.Context, kc *kaConn) (statusAnswer, tim
 	}
 	st := statusAnswer{entries: len(m)}
 	for k := range m {
-		if strings.HasPrefix(k, r.prefix+"p") {
+		if rest, ok := strings.CutPrefix(k, r.prefix+"p"); ok {
 			st.run++
+			if i, err := strconv.Atoi(rest); err == nil && wantListed {
+				st.listed = append(st.listed, i)
+			}
 		}
 	}
 	return st, ex.done.Sub(ex.sent), ""
@@ -351,7 +362,7 @@ func (r *runner) status(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		st, d, kind := r.fetchStatus(ctx, kc)
+		st, d, kind := r.fetchStatus(ctx, kc, false)
 		res.StatusSamples++
 		if kind != "" {
 			res.StatusErrors[kind]++
@@ -374,18 +385,30 @@ type killRec struct {
 
 // kill kills up to Kills parked requests, picked at random among those with at
 // least KillMinRemaining left, one after another on one keep-alive connection.
+// Candidates are the ones serverStatus lists, since a written request may have
+// been refused (503 when the server is full); without that list, all written ones.
 func (r *runner) kill(ctx context.Context, sends []sendRec) []killRec {
 	res := r.res
 	res.KillsRequested = r.cfg.Kills
-	var cands []int
-	for i, s := range sends {
-		if s.Sent > 0 {
-			cands = append(cands, i)
-		}
-	}
-	r.rng.Shuffle(len(cands), func(a, b int) { cands[a], cands[b] = cands[b], cands[a] })
 	kc := newKAConn(r.tgt, "", r.cfg.DialTimeout)
 	defer kc.Close()
+	st, _, kind := r.fetchStatus(ctx, kc, true)
+	var cands []int
+	if kind == "" {
+		for _, i := range st.listed {
+			if i >= 0 && i < len(sends) && sends[i].Sent > 0 {
+				cands = append(cands, i)
+			}
+		}
+	} else {
+		for i, s := range sends {
+			if s.Sent > 0 {
+				cands = append(cands, i)
+			}
+		}
+	}
+	slices.Sort(cands) // map order is random; sort so that a -seed run repeats
+	r.rng.Shuffle(len(cands), func(a, b int) { cands[a], cands[b] = cands[b], cands[a] })
 	var kills []killRec
 	for _, i := range cands {
 		if len(kills) == r.cfg.Kills || ctx.Err() != nil {
@@ -552,4 +575,43 @@ func (r *runner) tpLoop(ctx context.Context, c int, src string, end time.Time) t
 		o.lat = append(o.lat, nsToMs(int64(ex.done.Sub(ex.sent))))
 	}
 	return o
+}
+
+// writeSamples writes the raw records of the park phase as CSV, so lateness can be
+// plotted against send time or outcome.
+func (r *runner) writeSamples(path string, origin int64, sends []sendRec, outs []outRec, kills []killRec) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	killAt := make(map[int]int64, len(kills))
+	for _, k := range kills {
+		killAt[k.idx] = k.wrote
+	}
+	w := csv.NewWriter(f)
+	rel := func(stamp int64) string {
+		if stamp == 0 {
+			return ""
+		}
+		return strconv.FormatFloat(nsToMs(stamp-origin), 'f', 3, 64)
+	}
+	_ = w.Write([]string{"index", "conn_id", "timeout_ms", "sent_ms", "done_ms", "lateness_ms", "outcome", "kill_sent_ms"})
+	for i, s := range sends {
+		o := outs[i]
+		late := ""
+		if o.Kind == "ok" {
+			late = strconv.FormatFloat(nsToMs(o.Done-s.Sent-s.TimeoutMs*int64(time.Millisecond)), 'f', 3, 64)
+		}
+		k, killed := killAt[i]
+		ks := ""
+		if killed {
+			ks = rel(k)
+			if ks == "" {
+				ks = "failed"
+			}
+		}
+		_ = w.Write([]string{strconv.Itoa(i), parkID(r.prefix, i), strconv.FormatInt(s.TimeoutMs, 10), rel(s.Sent), rel(o.Done), late, o.Kind, ks})
+	}
+	w.Flush()
+	return errors.Join(w.Error(), f.Close())
 }

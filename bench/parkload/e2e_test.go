@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testConfig is a small, fast run against url. No test asserts a latency bound:
+// these machines are noisy, so only counts and shapes are checked.
+func testConfig(url string) Config {
+	cfg := DefaultConfig()
+	cfg.URL = url
+	cfg.N = 50
+	cfg.Timeout = 600 * time.Millisecond
+	cfg.Spread = 400 * time.Millisecond
+	cfg.DialConcurrency = 10
+	cfg.StatusSamples = 5
+	cfg.Kills = 5
+	cfg.KillMinRemaining = 200 * time.Millisecond
+	cfg.ThroughputDuration = 300 * time.Millisecond
+	cfg.ThroughputConns = 4
+	cfg.Settle = 50 * time.Millisecond
+	cfg.MaxDuration = 60 * time.Second
+	return cfg
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// checkParkCounts asserts that every parked request and every kill is accounted
+// for exactly once.
+func checkParkCounts(t *testing.T, res *Result, n int) {
+	t.Helper()
+	if res.Aborted {
+		t.Fatalf("aborted: %+v", res)
+	}
+	if res.ParkN != n || res.ParkWritten != n {
+		t.Fatalf("park_n %d, written %d; want %d", res.ParkN, res.ParkWritten, n)
+	}
+	if res.ParkErrorTotal != 0 || sum(res.ParkErrors) != 0 {
+		t.Fatalf("park errors: %v", res.ParkErrors)
+	}
+	if res.ParkOK+res.ParkKilled != n {
+		t.Fatalf("ok %d + killed %d != %d", res.ParkOK, res.ParkKilled, n)
+	}
+	if res.KillsAttempted > res.KillsRequested || res.KillsOK+sum(res.KillErrors) != res.KillsAttempted {
+		t.Fatalf("kills: requested %d attempted %d ok %d errors %v", res.KillsRequested, res.KillsAttempted, res.KillsOK, res.KillErrors)
+	}
+	if res.ParkKilled != res.KillsOK {
+		t.Fatalf("parked answered killed %d times, kills ok %d", res.ParkKilled, res.KillsOK)
+	}
+	// Every request killed or targeted by a kill is left out of the lateness figures.
+	if res.LatenessSamples > res.ParkOK || res.LatenessSamples < res.ParkOK-res.KillsAttempted+res.KillsOK {
+		t.Fatalf("lateness samples %d, ok %d, kills attempted %d", res.LatenessSamples, res.ParkOK, res.KillsAttempted)
+	}
+	if (res.LatenessP50Ms == nil) != (res.LatenessSamples == 0) || (res.KillP50Ms == nil) != (res.KillsOK == 0) {
+		t.Fatalf("percentiles present without samples or missing with them: %+v", res)
+	}
+}
+
+func TestRunInProcess(t *testing.T) {
+	srv := startFake(t)
+	cfg := testConfig(srv.URL)
+	cfg.PID = os.Getpid() // the fake server runs in this process
+	cfg.Metrics = true
+	cfg.SamplesOut = filepath.Join(t.TempDir(), "samples.csv")
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkParkCounts(t, res, cfg.N)
+	f, err := os.Open(cfg.SamplesOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) != cfg.N+1 || rows[0][0] != "index" || len(rows[1]) != 8 {
+		t.Fatalf("samples CSV: %d rows, %v", len(rows), err)
+	}
+	if res.Children != 0 {
+		t.Fatalf("children %d, want 0", res.Children)
+	}
+	if res.StatusSamples != 5 || res.StatusOK+sum(res.StatusErrors) != 5 || res.StatusOK == 0 || res.StatusEntries == nil {
+		t.Fatalf("status: %d samples, %d ok, errors %v, entries %v", res.StatusSamples, res.StatusOK, res.StatusErrors, res.StatusEntries)
+	}
+	if res.ParkListed == nil || *res.ParkListed > cfg.N {
+		t.Fatalf("park_listed %v", res.ParkListed)
+	}
+	if res.TpOK == 0 || res.TpRequests != res.TpOK+sum(res.TpErrors) || res.TpRPS == nil || res.TpConns != 4 {
+		t.Fatalf("throughput: requests %d ok %d errors %v rps %v", res.TpRequests, res.TpOK, res.TpErrors, res.TpRPS)
+	}
+	for name, v := range map[string]*int64{"before": res.RSSBeforeBytes, "parked": res.RSSParkedBytes, "peak": res.RSSPeakBytes, "after": res.RSSAfterBytes} {
+		if v == nil || *v <= 0 {
+			t.Fatalf("rss %s missing", name)
+		}
+	}
+	if res.RSSPerRequestBytes == nil || res.RSSPerRequestKB == nil {
+		t.Fatal("rss per request missing")
+	}
+	if !res.MetricsAvailable || res.GoroutinesBefore == nil || res.GoroutinesPeak == nil || res.GoroutinesAfter == nil ||
+		res.HeapInuseBeforeBytes == nil || *res.HeapInuseBeforeBytes != 1<<20 {
+		t.Fatalf("metrics: %+v", res)
+	}
+	if *res.GoroutinesPeak < *res.GoroutinesBefore {
+		t.Fatalf("goroutines peak %v below before %v", *res.GoroutinesPeak, *res.GoroutinesBefore)
+	}
+
+	// The report ends with one JSON line holding every key, even unmeasured ones.
+	var buf bytes.Buffer
+	if err := WriteReport(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("last line is not JSON: %v\n%s", err, buf.String())
+	}
+	typ := reflect.TypeFor[Result]()
+	if len(got) != typ.NumField() {
+		t.Fatalf("JSON has %d keys, Result %d fields", len(got), typ.NumField())
+	}
+	for i := range typ.NumField() {
+		key := strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]
+		if _, ok := got[key]; !ok {
+			t.Errorf("key %q missing", key)
+		}
+		if strings.ToLower(key) != key || strings.ContainsAny(key, " -") {
+			t.Errorf("key %q is not snake_case", key)
+		}
+	}
+	if len(lines) < 10 || !strings.Contains(buf.String(), "lateness") {
+		t.Fatalf("table too short:\n%s", buf.String())
+	}
+}
+
+func TestRunSameDeadlineNoMetrics(t *testing.T) {
+	srv := startFake(t)
+	cfg := testConfig(srv.URL)
+	cfg.SameDeadline = true
+	cfg.Sources = 1
+	cfg.Metrics = true // the fake has /metrics, but a 404 is what is checked below
+	cfg.URL = srv.URL + "/nothing-here"
+	cfg.Phases = Phases{Throughput: true}
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MetricsAvailable || res.GoroutinesBefore != nil || res.TpOK != 0 || res.TpErrors["status_404"] == 0 {
+		t.Fatalf("a 404 /metrics must be skipped silently and throughput must count 404s: %+v", res)
+	}
+
+	cfg.URL = srv.URL
+	cfg.Phases = Phases{Park: true, Status: true}
+	cfg.Metrics = false
+	res, err = Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkParkCounts(t, res, cfg.N)
+	if !res.ParkSameDeadline || res.KillsRequested != 0 || res.TpDurationS != nil || res.RSSBeforeBytes != nil || res.MetricsAvailable {
+		t.Fatalf("phases not honoured: %+v", res)
+	}
+}
+
+// buildTool compiles this package, so the child-process split runs the real binary.
+func buildTool(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "parkload")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestChildProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildTool(t)
+	srv := startFake(t)
+
+	t.Run("core", func(t *testing.T) {
+		cfg := testConfig(srv.URL)
+		cfg.ChildExe = bin
+		cfg.PerProcessCap = 20 // 50 requests → 3 children
+		cfg.Phases.Throughput = false
+		res, err := Run(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Children != 3 {
+			t.Fatalf("children %d, want 3", res.Children)
+		}
+		checkParkCounts(t, res, cfg.N)
+	})
+
+	t.Run("cli", func(t *testing.T) {
+		cmd := exec.CommandContext(t.Context(), bin, "-url", srv.URL, "-n", "30", "-timeout", "0.3", "-spread", "0.2",
+			"-phases", "park,status", "-status-samples", "3", "-max-per-process", "20", "-settle", "0")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n")
+		var got struct {
+			ParkN    int            `json:"park_n"`
+			ParkOK   int            `json:"park_ok"`
+			Children int            `json:"children"`
+			Errors   map[string]int `json:"park_errors"`
+			Status   int            `json:"status_samples"`
+			TpDur    *float64       `json:"tp_duration_s"`
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+			t.Fatalf("last line: %v\n%s", err, stdout.String())
+		}
+		if got.ParkN != 30 || got.ParkOK != 30 || got.Children != 2 || len(got.Errors) != 0 || got.Status != 3 || got.TpDur != nil {
+			t.Fatalf("report %+v\n%s", got, stdout.String())
+		}
+	})
+
+	t.Run("max-duration ends children", func(t *testing.T) {
+		cfg := testConfig(srv.URL)
+		cfg.ChildExe = bin
+		cfg.PerProcessCap = 20
+		cfg.N = 30
+		cfg.Timeout, cfg.Spread = 20*time.Second, 0 // would outlive the run
+		cfg.MaxDuration = 1500 * time.Millisecond
+		cfg.Phases = Phases{Park: true}
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Aborted || res.ParkOK != 0 || res.ParkErrors["aborted"] != cfg.N {
+			t.Fatalf("aborted %v ok %d errors %v", res.Aborted, res.ParkOK, res.ParkErrors)
+		}
+	})
+}
