@@ -89,12 +89,15 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		Name:         "parkd",
 		// Connections are bounded by the open-file limit already; fasthttp's
 		// default of 256k would only hide that.
-		Concurrency:                  files,
-		ReadBufferSize:               readBufferSize,
-		ReadTimeout:                  readTimeout,
-		WriteTimeout:                 writeTimeout,
-		IdleTimeout:                  idleTimeout,
-		MaxRequestBodySize:           maxBodySize,
+		Concurrency:        files,
+		ReadBufferSize:     readBufferSize,
+		ReadTimeout:        readTimeout,
+		WriteTimeout:       writeTimeout,
+		IdleTimeout:        idleTimeout,
+		MaxRequestBodySize: maxBodySize,
+		// Idle workers of fasthttp's pool go after 2 s, not 10: a burst of
+		// parks leaves no crowd of goroutines behind for long.
+		MaxIdleWorkerDuration:        2 * time.Second,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		// A parked request's connection is hijacked and kept (park.go);

@@ -17,7 +17,8 @@ type Entry struct {
 	connID     string
 	remoteAddr string
 	timeout    time.Duration
-	deadline   time.Time // carries a monotonic reading: ordering and remaining time ignore wall-clock jumps
+	deadline   time.Time // carries a monotonic reading: remaining time ignores wall-clock jumps
+	due        int64     // deadline as nanoseconds since the registry's epoch: the sort key
 	deliver    func(Outcome)
 	state      atomic.Uint32
 	timer      atomic.Pointer[time.Timer]

@@ -158,7 +158,7 @@ func TestSnapshotOrderAndInfo(t *testing.T) {
 	tie := time.Now().Add(time.Hour)
 	for _, id := range []string{"tie-b", "tie-a"} {
 		e := park(t, r, o, id, 2*time.Hour)
-		e.deadline = tie
+		e.deadline, e.due = tie, int64(tie.Sub(r.epoch))
 	}
 	var ids []string
 	for _, in := range r.Snapshot(nil) {
