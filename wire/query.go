@@ -65,6 +65,17 @@ func unhex(c byte) byte {
 // of other keys are not looked at.
 func queryValues(raw []byte, key string) ([]string, error) {
 	var vals []string
+	err := eachValue(raw, func(_ string, v []byte) error {
+		val, err := unescape(v)
+		vals = append(vals, val)
+		return err
+	}, key)
+	return vals, err
+}
+
+// eachValue calls f with the raw value of every pair whose decoded key is
+// one of keys; other keys are decoded only to be compared.
+func eachValue(raw []byte, f func(key string, value []byte) error, keys ...string) error {
 	for len(raw) > 0 {
 		var pair []byte
 		pair, raw, _ = bytes.Cut(raw, []byte{'&'})
@@ -72,20 +83,36 @@ func queryValues(raw []byte, key string) ([]string, error) {
 			continue
 		}
 		k, v, _ := bytes.Cut(pair, []byte{'='})
-		name, err := unescape(k)
+		name, err := keyName(k, keys)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if name != key {
-			continue
+		if name != "" {
+			if err := f(name, v); err != nil {
+				return err
+			}
 		}
-		val, err := unescape(v)
-		if err != nil {
-			return nil, err
-		}
-		vals = append(vals, val)
 	}
-	return vals, nil
+	return nil
+}
+
+// keyName is the one of keys that k decodes to, or "". A key without
+// escapes, the usual case, is compared without allocating.
+func keyName(k []byte, keys []string) (string, error) {
+	plain := bytes.IndexByte(k, '%') < 0 && bytes.IndexByte(k, '+') < 0
+	var decoded string
+	if !plain {
+		var err error
+		if decoded, err = unescape(k); err != nil {
+			return "", err
+		}
+	}
+	for _, key := range keys {
+		if plain && string(k) == key || !plain && decoded == key {
+			return key, nil
+		}
+	}
+	return "", nil
 }
 
 // Park is what a park request asks for.
@@ -98,11 +125,16 @@ type Park struct {
 // exactly one timeout, each within the contract's grammar, the timeout at
 // most maxTimeout. Other parameters are ignored.
 func ParsePark(rawQuery []byte, maxTimeout time.Duration) (Park, error) {
-	ids, err := queryValues(rawQuery, "connId")
-	if err != nil {
-		return Park{}, err
-	}
-	timeouts, err := queryValues(rawQuery, "timeout")
+	var ids, timeouts []string
+	err := eachValue(rawQuery, func(key string, v []byte) error {
+		val, err := unescape(v)
+		if key == "connId" {
+			ids = append(ids, val)
+		} else {
+			timeouts = append(timeouts, val)
+		}
+		return err
+	}, "connId", "timeout")
 	if err != nil {
 		return Park{}, err
 	}
