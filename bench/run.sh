@@ -18,8 +18,15 @@ SMALL=${SMALL:-1000}   # parked requests in the small runs
 SPREAD=${SPREAD:-10s}  # deadlines spread over this long
 TP=${TP:-10s}          # throughput phase length
 out=${OUT:-$(mktemp -d)}
+# With two cores or more, the server runs on core 0 and the load tool on
+# core 1, so neither steals the other's CPU and a figure is the server's
+# own; PIN=0 lets both float.
+server_cpu=() client_cpu=()
+if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+	server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
+fi
 mkdir -p "$out"
-echo "results in $out; open-file limit $(ulimit -n); $(nproc) cores"
+echo "results in $out; open-file limit $(ulimit -n); $(nproc) cores; pinned: ${server_cpu[*]:-no}"
 
 bin="$out/bin"
 mkdir -p "$bin"
@@ -27,11 +34,12 @@ if [ -n "${PARKD_BIN:-}" ]; then cp "$PARKD_BIN" "$bin/parkd"; else go build -o 
 go build -o "$bin/twin" ./bench/twin
 go build -o "$bin/parkload" ./bench/parkload
 
-# free_port picks an unused loopback port (bash's /dev/tcp: refused = free).
+# free_port picks an unused loopback port below the ephemeral range (so no
+# client socket holds it), checked with bash's /dev/tcp: refused = free.
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
+		p=$((10000 + RANDOM % 20000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -44,8 +52,8 @@ free_port() {
 start_server() {
 	local kind=$1 port=$2
 	case $kind in
-	parkd) "$bin/parkd" -addr "127.0.0.1:$port" -log-level warn -grace 1s 2>>"$out/$kind.log" & ;;
-	twin) "$bin/twin" -addr "127.0.0.1:$port" 2>>"$out/$kind.log" & ;;
+	parkd) "${server_cpu[@]}" "$bin/parkd" -addr "127.0.0.1:$port" -log-level warn -grace 1s 2>>"$out/$kind.log" & ;;
+	twin) "${server_cpu[@]}" "$bin/twin" -addr "127.0.0.1:$port" 2>>"$out/$kind.log" & ;;
 	esac
 	pid=$!
 	for _ in $(seq 100); do
@@ -72,7 +80,7 @@ measure() {
 	start_server "$kind" "$port"
 	echo
 	echo "=== $name on $kind (pid $pid)"
-	"$bin/parkload" -url "http://127.0.0.1:$port" -pid "$pid" -max-duration 3m "$@" | tee "$out/$name-$kind.txt"
+	"${client_cpu[@]}" "$bin/parkload" -url "http://127.0.0.1:$port" -pid "$pid" -max-duration 3m "$@" | tee "$out/$name-$kind.txt"
 	tail -1 "$out/$name-$kind.txt" >"$out/$name-$kind.json"
 	stop_server
 }

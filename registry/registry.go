@@ -89,7 +89,7 @@ func New(capacity int) *Registry {
 // racing for one connId cannot both park); the capacity check is a
 // separate atomic reservation made before it.
 func (r *Registry) Park(req Request, deliver func(Outcome)) (*Entry, error) {
-	if r.draining.Load() && req.Timeout > 0 {
+	if r.draining.Load() {
 		return nil, ErrShuttingDown
 	}
 	if _, ok := r.entries.Load(req.ConnID); ok {
@@ -201,7 +201,7 @@ func (r *Registry) Capacity() int {
 }
 
 // Shutdown stops parking new requests (Park fails with ErrShuttingDown,
-// but for zero timeouts) and at once decides Shutdown for every parked
+// zero timeouts too: they pass the same checks as any other) and at once decides Shutdown for every parked
 // request whose deadline is more than grace away; the others run to their
 // outcome. Drained is closed once nothing is parked. Calling Shutdown again
 // sweeps again with the new grace.

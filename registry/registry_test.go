@@ -193,8 +193,8 @@ func TestShutdown(t *testing.T) {
 	if _, err := r.Park(Request{ConnID: "new", Timeout: time.Second}, o.deliver("new")); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("Park after Shutdown = %v, want ErrShuttingDown", err)
 	}
-	if e, err := r.Park(Request{ConnID: "zero", Timeout: 0}, o.deliver("zero")); e != nil || err != nil {
-		t.Fatalf("zero-timeout Park after Shutdown = %v, %v; want nil, nil", e, err)
+	if _, err := r.Park(Request{ConnID: "zero", Timeout: 0}, o.deliver("zero")); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("zero-timeout Park after Shutdown = %v, want ErrShuttingDown", err)
 	}
 	o.wait(t, 2)
 	if got := o.of("far"); fmt.Sprint(got) != "[shutdown]" {
