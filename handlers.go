@@ -48,13 +48,13 @@ func answerOf(o registry.Outcome) (code int, body string) {
 // finished accounts for a parked request's outcome: a log line, the
 // outcomes counter, and for a timeout that elapsed (a zero one aside, it
 // never waited), how late its answer left.
-func (s *server) finished(pc *parkedConn, o registry.Outcome, deadline, answered time.Time) {
+func (s *server) finished(connID, remote string, o registry.Outcome, timeout time.Duration, deadline, answered time.Time) {
 	s.metrics.outcome(o.String())
-	if o == registry.OK && pc.p.Timeout > 0 {
+	if o == registry.OK && timeout > 0 {
 		s.metrics.lateness.Observe(answered.Sub(deadline).Seconds())
 	}
-	s.log.Info("parked request finished", "connId", pc.p.ConnID, "outcome", o.String(), "timeout", pc.p.Timeout.String(),
-		"duration", answered.Sub(deadline.Add(-pc.p.Timeout)).Round(time.Millisecond).String(), "remote", pc.remote)
+	s.log.Info("parked request finished", "connId", connID, "outcome", o.String(), "timeout", timeout.String(),
+		"duration", answered.Sub(deadline.Add(-timeout)).Round(time.Millisecond).String(), "remote", remote)
 }
 
 // refused answers a park the registry did not take.
@@ -83,15 +83,15 @@ func (s *server) parkError(err error, connID string) error {
 func (s *server) serverStatus(ctx *fasthttp.RequestCtx) {
 	sc := s.scratch()
 	defer s.release(sc)
-	sc.infos = s.reg.Snapshot(sc.infos[:0])
+	sc.parked = s.reg.Snapshot(sc.parked[:0])
 	b := append(sc.body[:0], '{')
-	for i, in := range sc.infos {
+	for i, p := range sc.parked {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = wire.AppendString(b, in.ConnID)
+		b = wire.AppendString(b, p.ConnID)
 		b = append(b, ':', '"')
-		b = strconv.AppendInt(b, secondsLeft(in.Remaining), 10)
+		b = strconv.AppendInt(b, secondsLeft(p.Remaining), 10)
 		b = append(b, '"')
 	}
 	b = append(b, '}')
@@ -137,13 +137,13 @@ func (s *server) readyz(ctx *fasthttp.RequestCtx) {
 func (s *server) listRequests(ctx *fasthttp.RequestCtx) {
 	sc := s.scratch()
 	defer s.release(sc)
-	sc.infos = s.reg.Snapshot(sc.infos[:0])
+	sc.parked = s.reg.Snapshot(sc.parked[:0])
 	b := append(sc.body[:0], '[')
-	for i, in := range sc.infos {
+	for i, p := range sc.parked {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendRequest(b, in)
+		b = appendRequest(b, p.Info())
 	}
 	b = append(b, ']')
 	sc.body = b
@@ -212,13 +212,13 @@ func appendRequest(b []byte, in registry.Info) []byte {
 // listing is scratch space for serverStatus and the resource API, kept in
 // a pool so that polling a full server does not churn megabytes.
 type listing struct {
-	infos []registry.Info
-	body  []byte
+	parked []registry.Parked
+	body   []byte
 }
 
 // release returns sc to the pool, dropping its references to entries.
 func (s *server) release(sc *listing) {
-	clear(sc.infos)
+	clear(sc.parked)
 	s.infos.Put(sc)
 }
 

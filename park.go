@@ -6,37 +6,36 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/parkd/parkd/hangup"
 	"github.com/parkd/parkd/registry"
+	"github.com/parkd/parkd/socket"
 	"github.com/parkd/parkd/wire"
 	"github.com/valyala/fasthttp"
 )
 
-// A parked request holds no goroutine, no RequestCtx and no buffer while
-// it waits. The handler parks it in the registry and hijacks the
-// connection; fasthttp's worker goes back to its pool. What remains is the
-// connection, a registry entry with its timer, a hang-up watch and this
-// struct: a few hundred bytes. When the registry delivers the outcome, the
-// answer is written from prepared bytes and the connection goes back to
-// fasthttp (Server.ServeConn) for its next request, with whatever
-// pipelined bytes fasthttp had already read from it.
+// A parked request holds no goroutine, no RequestCtx, no buffer and, on
+// Linux, not even a net.Conn while it waits. The handler parks it in the
+// registry and hijacks the connection; fasthttp's worker goes back to its
+// pool; the connection's socket is detached from Go's poller (package
+// socket). What remains is a descriptor, a registry entry with its timer,
+// a hang-up watch and this struct: a few hundred bytes. When the registry
+// delivers the outcome, the answer is written from prepared bytes, and a
+// keep-alive connection waits for its next request in the same epoll set,
+// still without a goroutine, until fasthttp serves it again.
 
 // parkedConn is one parked request between its park and its answer.
 type parkedConn struct {
 	s          *server
-	p          wire.Park
-	remote     string
 	entry      *registry.Entry // set before the hijack, read after it
 	http11     bool
 	closeAfter bool // the client asked to close after the answer
 
 	mu      sync.Mutex       // guards what follows
-	conn    net.Conn         // nil until the hijack handler runs
+	sock    *socket.Socket   // nil until the hijack handler runs
 	pending []byte           // bytes fasthttp had read past the request
-	outcome registry.Outcome // an outcome that came before the connection
-	watch   hangup.Watch
+	outcome registry.Outcome // an outcome that came before the socket
 }
 
 // park is GET /api/request?connId=ID&timeout=SECONDS.
@@ -48,13 +47,12 @@ func (s *server) park(ctx *fasthttp.RequestCtx) {
 	}
 	pc := &parkedConn{
 		s:          s,
-		p:          p,
-		remote:     ctx.RemoteAddr().String(),
 		http11:     ctx.Request.Header.IsHTTP11(),
 		closeAfter: ctx.Request.Header.ConnectionClose(),
 	}
+	remote := ctx.RemoteAddr().String()
 	s.responding.Add(1)
-	e, err := s.reg.Park(registry.Request{ConnID: p.ConnID, Timeout: p.Timeout, RemoteAddr: pc.remote}, pc.deliver)
+	e, err := s.reg.Park(registry.Request{ConnID: p.ConnID, Timeout: p.Timeout, RemoteAddr: remote}, pc.deliver)
 	if err != nil || e == nil {
 		s.responding.Add(-1)
 	}
@@ -62,7 +60,8 @@ func (s *server) park(ctx *fasthttp.RequestCtx) {
 	case err != nil:
 		s.refused(ctx, err, p.ConnID)
 	case e == nil: // a zero timeout: answered here, after the same checks
-		s.finished(pc, registry.OK, time.Now(), time.Now())
+		now := time.Now()
+		s.finished(p.ConnID, remote, registry.OK, 0, now, now)
 		writeJSONString(ctx, fasthttp.StatusOK, okBody)
 	default:
 		pc.entry = e
@@ -83,14 +82,14 @@ func (pc *parkedConn) attach(c net.Conn) {
 	if r, ok := c.(*resumedConn); ok { // its own pending bytes were just drained
 		c = r.Conn
 	}
+	sock := pc.s.sockets.Detach(c)
 	pc.mu.Lock()
-	pc.conn, pc.pending = c, pending
+	pc.sock, pc.pending = sock, pending
 	o := pc.outcome
 	if o == 0 {
-		var err error
-		pc.watch, err = pc.s.hangups.Watch(c, pc.hangUp)
-		if err != nil && !errors.Is(err, hangup.ErrUnsupported) {
-			pc.s.log.Warn("cannot watch for hang-up", "connId", pc.p.ConnID, "err", err)
+		err := sock.Watch(socket.Hangup, pc.hangUp)
+		if err != nil && !errors.Is(err, socket.ErrUnsupported) {
+			pc.s.log.Warn("cannot watch for hang-up", "connId", pc.entry.ConnID(), "err", err)
 		}
 	}
 	pc.mu.Unlock()
@@ -99,12 +98,12 @@ func (pc *parkedConn) attach(c net.Conn) {
 	}
 }
 
-func (pc *parkedConn) hangUp() { pc.entry.Abandon() }
+func (pc *parkedConn) hangUp(socket.Event) { pc.entry.Abandon() }
 
 // deliver is the registry's callback: the outcome is decided.
 func (pc *parkedConn) deliver(o registry.Outcome) {
 	pc.mu.Lock()
-	if pc.conn == nil { // still on its way to attach, which answers
+	if pc.sock == nil { // still on its way to attach, which answers
 		pc.outcome = o
 		pc.mu.Unlock()
 		return
@@ -114,40 +113,33 @@ func (pc *parkedConn) deliver(o registry.Outcome) {
 }
 
 // answer writes the outcome's answer (none to a client that left) and
-// hands the connection back to fasthttp or closes it. It runs once: from
-// deliver if the connection was attached, else from attach.
+// keeps the connection for its next request or closes it. It runs once:
+// from deliver if the socket was attached, else from attach.
 func (pc *parkedConn) answer(o registry.Outcome) {
 	s := pc.s
 	defer s.responding.Add(-1)
 	pc.mu.Lock()
-	c, pending, watch := pc.conn, pc.pending, pc.watch
-	pc.conn, pc.pending = nil, nil
+	sock, pending := pc.sock, pc.pending
+	pc.pending = nil
 	pc.mu.Unlock()
 
-	watch.Stop() // before the connection can be closed and its descriptor reused
+	sock.Stop()
+	e := pc.entry
 	if o == registry.Abandoned {
-		c.Close()
-		s.finished(pc, o, pc.entry.Deadline(), time.Now())
+		sock.Close()
+		s.finished(e.ConnID(), e.RemoteAddr(), o, e.Timeout(), e.Deadline(), time.Now())
 		return
 	}
 	closeAfter := pc.closeAfter || s.draining.Load()
 	code, body := answerOf(o)
-	err := c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err == nil {
-		_, err = c.Write(appendAnswer(make([]byte, 0, 192), code, body, pc.http11, closeAfter))
-	}
-	s.finished(pc, o, pc.entry.Deadline(), time.Now())
+	err := sock.WriteAll(appendAnswer(make([]byte, 0, 192), code, body, pc.http11, closeAfter), writeTimeout)
+	s.finished(e.ConnID(), e.RemoteAddr(), o, e.Timeout(), e.Deadline(), time.Now())
 	s.metrics.answered(parkRoute, code)
 	if err != nil || closeAfter {
-		c.Close()
+		sock.Close()
 		return
 	}
-	if len(pending) > 0 {
-		c = &resumedConn{Conn: c, pending: pending}
-	}
-	// The connection's next request is fasthttp's again. ServeConn returns
-	// when the connection closes; it closes it itself.
-	go s.http.ServeConn(c) //nolint:errcheck // connection errors are the client's
+	s.keepAlive(sock, pending)
 }
 
 // parkRoute is the route label of a parked request's answer.
@@ -185,7 +177,7 @@ func drainBuffered(c net.Conn) []byte {
 	}
 	defer c.SetReadDeadline(time.Time{})
 	var pending []byte
-	var buf [512]byte
+	var buf [64]byte
 	for {
 		n, err := c.Read(buf[:])
 		pending = append(pending, buf[:n]...)
@@ -193,6 +185,76 @@ func drainBuffered(c net.Conn) []byte {
 			return pending
 		}
 	}
+}
+
+// keepAlive keeps a connection after a parked answer. With a pipelined
+// request already read, fasthttp serves it at once. Otherwise the
+// connection waits in the epoll set, without a goroutine, until the client
+// sends its next request (fasthttp serves it), hangs up, or stays silent
+// for idleTimeout (parkd closes it).
+func (s *server) keepAlive(sock *socket.Socket, pending []byte) {
+	if len(pending) == 0 {
+		ic := &idleConn{s: s, sock: sock}
+		ic.timer = time.AfterFunc(idleTimeout, ic.expire)
+		s.idle.Store(ic, struct{}{})
+		err := sock.Watch(socket.Readable|socket.Hangup, ic.wake)
+		if err == nil || !ic.claim() {
+			return // waiting, or already woken or expired
+		}
+		ic.timer.Stop()
+		s.idle.Delete(ic)
+	}
+	s.serveAgain(sock, pending)
+}
+
+// serveAgain hands a connection back to fasthttp.
+func (s *server) serveAgain(sock *socket.Socket, pending []byte) {
+	c, err := sock.Conn()
+	if err != nil {
+		sock.Close()
+		return
+	}
+	if len(pending) > 0 {
+		c = &resumedConn{Conn: c, pending: pending}
+	}
+	// ServeConn returns when the connection closes; it closes it itself.
+	go s.http.ServeConn(c) //nolint:errcheck // connection errors are the client's
+}
+
+// idleConn is a keep-alive connection waiting for its next request after
+// a parked answer. Whichever comes first — the client speaking or leaving,
+// the idle timeout, or shutdown — claims it.
+type idleConn struct {
+	s       *server
+	sock    *socket.Socket
+	timer   *time.Timer
+	claimed atomic.Bool
+}
+
+func (ic *idleConn) claim() bool { return ic.claimed.CompareAndSwap(false, true) }
+
+// wake runs on the poller's goroutine: the client sent bytes or left.
+func (ic *idleConn) wake(socket.Event) {
+	if !ic.claim() {
+		return
+	}
+	ic.timer.Stop()
+	ic.s.idle.Delete(ic)
+	if ic.sock.PeekClosed() {
+		ic.sock.Close()
+		return
+	}
+	ic.s.serveAgain(ic.sock, nil)
+}
+
+// expire closes the connection: its idle time ran out, or shutdown (whose
+// call leaves the timer to fire into a claimed idleConn).
+func (ic *idleConn) expire() {
+	if !ic.claim() {
+		return
+	}
+	ic.s.idle.Delete(ic)
+	ic.sock.Close()
 }
 
 // resumedConn hands fasthttp a connection together with the bytes it had
@@ -211,5 +273,5 @@ func (c *resumedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// NetConn lets the hang-up watcher reach the socket.
+// NetConn lets the socket package reach the descriptor.
 func (c *resumedConn) NetConn() net.Conn { return c.Conn }

@@ -13,8 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/parkd/parkd/hangup"
 	"github.com/parkd/parkd/registry"
+	"github.com/parkd/parkd/socket"
+	"github.com/puzpuzpuz/xsync/v4"
 	"github.com/valyala/fasthttp"
 )
 
@@ -51,7 +52,8 @@ func reservedFiles(limit int) int {
 type server struct {
 	log        *slog.Logger
 	reg        *registry.Registry
-	hangups    *hangup.Watcher
+	sockets    *socket.Poller
+	idle       *xsync.Map[*idleConn, struct{}] // keep-alive connections waiting after a parked answer
 	maxTimeout time.Duration
 	grace      time.Duration
 	http       *fasthttp.Server
@@ -71,14 +73,15 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	if capacity == 0 {
 		capacity = max(1, files-reservedFiles(files))
 	}
-	w, err := hangup.New()
+	sockets, err := socket.NewPoller()
 	if err != nil {
-		return nil, fmt.Errorf("start the hang-up watcher: %w", err)
+		return nil, fmt.Errorf("start the socket poller: %w", err)
 	}
 	s := &server{
 		log:        log,
 		reg:        registry.New(capacity),
-		hangups:    w,
+		sockets:    sockets,
+		idle:       xsync.NewMap[*idleConn, struct{}](),
 		maxTimeout: cfg.maxTimeout,
 		grace:      cfg.grace,
 	}
@@ -113,7 +116,7 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 }
 
 func (s *server) close() error {
-	return s.hangups.Close()
+	return s.sockets.Close()
 }
 
 // serve answers on ln until ctx is done, then shuts down gracefully:
@@ -139,6 +142,10 @@ func (s *server) serve(ctx context.Context, ln net.Listener) int {
 	s.reg.Shutdown(s.grace)
 	<-s.reg.Drained()
 	s.awaitAnswers()
+	s.idle.Range(func(ic *idleConn, _ struct{}) bool {
+		ic.expire()
+		return true
+	})
 	// Nothing is parked; close idle keep-alive connections and give busy
 	// ones a moment to finish their answer.
 	shutCtx, cancel := context.WithTimeout(context.Background(), afterDrainTimeout)

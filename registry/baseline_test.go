@@ -23,7 +23,7 @@ type parker interface {
 	Kill(id string) error
 	Get(id string) (Info, bool)
 	Len() int
-	Snapshot(dst []Info) []Info
+	Snapshot(dst []Parked) []Parked
 	// Close decides Shutdown for everything still parked, as
 	// Registry.Shutdown(0) does; outcomes decided before it may still be
 	// delivering when it returns. The parker is not used after.
@@ -119,11 +119,12 @@ func sortEntries(es []*baseEntry) {
 	})
 }
 
-func appendInfos(dst []Info, es []*baseEntry) []Info {
+// appendParked lists es as serverStatus needs them.
+func appendParked(dst []Parked, es []*baseEntry) []Parked {
 	now := time.Now()
 	dst = slices.Grow(dst, len(es))
 	for _, e := range es {
-		dst = append(dst, e.info(now))
+		dst = append(dst, Parked{ConnID: e.connID, Remaining: e.deadline.Sub(now)})
 	}
 	return dst
 }
@@ -191,7 +192,7 @@ func (p *syncMapParker) Len() int {
 	return int(p.parked.Load())
 }
 
-func (p *syncMapParker) Snapshot(dst []Info) []Info {
+func (p *syncMapParker) Snapshot(dst []Parked) []Parked {
 	es := make([]*baseEntry, 0, p.parked.Load())
 	p.m.Range(func(_, v any) bool {
 		if e := v.(*baseEntry); e.state.Load() != decided {
@@ -200,7 +201,7 @@ func (p *syncMapParker) Snapshot(dst []Info) []Info {
 		return true
 	})
 	sortEntries(es)
-	return appendInfos(dst, es)
+	return appendParked(dst, es)
 }
 
 func (p *syncMapParker) Close() {
@@ -278,7 +279,7 @@ func (p *rwMutexParker) Len() int {
 	return len(p.m)
 }
 
-func (p *rwMutexParker) Snapshot(dst []Info) []Info {
+func (p *rwMutexParker) Snapshot(dst []Parked) []Parked {
 	p.mu.RLock()
 	es := make([]*baseEntry, 0, len(p.m))
 	for _, e := range p.m {
@@ -288,7 +289,7 @@ func (p *rwMutexParker) Snapshot(dst []Info) []Info {
 	}
 	p.mu.RUnlock()
 	sortEntries(es)
-	return appendInfos(dst, es)
+	return appendParked(dst, es)
 }
 
 func (p *rwMutexParker) Close() {

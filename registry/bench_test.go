@@ -171,7 +171,7 @@ func BenchmarkSnapshot(b *testing.B) {
 			var l lazily
 			b.Run(fmt.Sprintf("entries=%d/impl=%s", n, im.name), func(b *testing.B) {
 				p, _ := l.get(b, im, n)
-				dst := make([]Info, 0, n)
+				dst := make([]Parked, 0, n)
 				b.ReportAllocs()
 				b.ResetTimer()
 				for range b.N {
@@ -182,7 +182,7 @@ func BenchmarkSnapshot(b *testing.B) {
 					b.Fatalf("snapshot of %d entries, want %d", len(dst), n)
 				}
 				for i := 1; i < len(dst); i++ {
-					if dst[i].Deadline.Before(dst[i-1].Deadline) {
+					if dst[i].Remaining < dst[i-1].Remaining {
 						b.Fatalf("snapshot out of order at %d", i)
 					}
 				}

@@ -30,6 +30,15 @@ func (e *Entry) Abandon() bool {
 	return e.reg.finish(e, Abandoned)
 }
 
+// ConnID is the connId e was parked with.
+func (e *Entry) ConnID() string { return e.connID }
+
+// RemoteAddr is the address of e's client.
+func (e *Entry) RemoteAddr() string { return e.remoteAddr }
+
+// Timeout is how long e was parked for.
+func (e *Entry) Timeout() time.Duration { return e.timeout }
+
 // Deadline is when e's timeout elapses.
 func (e *Entry) Deadline() time.Time {
 	return e.deadline
@@ -40,13 +49,17 @@ func (e *Entry) expire() {
 	e.reg.finish(e, OK)
 }
 
-func (e *Entry) info(now time.Time) Info {
+// info is e's description, Remaining aside.
+func (e *Entry) info() Info {
 	return Info{
 		ConnID:     e.connID,
 		Timeout:    e.timeout,
 		Started:    e.deadline.Add(-e.timeout),
 		Deadline:   e.deadline,
-		Remaining:  e.deadline.Sub(now),
 		RemoteAddr: e.remoteAddr,
 	}
+}
+
+func (e *Entry) ordered() ordered {
+	return ordered{due: e.due, id: e.connID, e: e}
 }

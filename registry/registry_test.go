@@ -158,14 +158,22 @@ func TestSnapshotOrderAndInfo(t *testing.T) {
 	tie := time.Now().Add(time.Hour)
 	for _, id := range []string{"tie-b", "tie-a"} {
 		e := park(t, r, o, id, 2*time.Hour)
+		r.orderMu.Lock() // re-key e in the order as Park would have
+		r.order.Delete(e.ordered())
 		e.deadline, e.due = tie, int64(tie.Sub(r.epoch))
+		r.order.ReplaceOrInsert(e.ordered())
+		r.orderMu.Unlock()
 	}
 	var ids []string
-	for _, in := range r.Snapshot(nil) {
-		ids = append(ids, in.ConnID)
+	snap := r.Snapshot(nil)
+	for _, p := range snap {
+		ids = append(ids, p.ConnID)
 	}
 	if fmt.Sprint(ids) != "[soon mid late tie-a tie-b]" {
 		t.Fatalf("Snapshot order %v, want [soon mid late tie-a tie-b]", ids)
+	}
+	if in := snap[1].Info(); in.ConnID != "mid" || in.Timeout != 6*time.Second || in.Remaining != snap[1].Remaining {
+		t.Fatalf("Snapshot's Info for mid = %+v", in)
 	}
 	in, ok := r.Get("mid")
 	if !ok || in.Timeout != 6*time.Second || in.RemoteAddr != "127.0.0.1:1" ||
@@ -291,8 +299,8 @@ func TestStress(t *testing.T) {
 	if counts[Killed] != killedOK.Load() || counts[Abandoned] != abandonedOK.Load() {
 		t.Errorf("outcomes %v; Kill succeeded %d times, Abandon %d", counts, killedOK.Load(), abandonedOK.Load())
 	}
-	if r.Len() != 0 || r.entries.Size() != 0 {
-		t.Errorf("after all outcomes: Len %d, map size %d", r.Len(), r.entries.Size())
+	if r.Len() != 0 || r.entries.Size() != 0 || r.order.Len() != 0 {
+		t.Errorf("after all outcomes: Len %d, map size %d, order size %d", r.Len(), r.entries.Size(), r.order.Len())
 	}
 	t.Logf("outcomes: %v", counts)
 }

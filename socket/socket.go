@@ -1,0 +1,129 @@
+package socket
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// Socket is one connection held by a Poller: a detached descriptor, or,
+// where detaching is not possible, the net.Conn as it was. Its methods are
+// safe for concurrent use; each is atomic with respect to the others.
+type Socket struct {
+	p *Poller
+
+	mu         sync.Mutex
+	fd         int      // the detached descriptor; -1 in conn mode or once spent
+	conn       net.Conn // conn mode: the connection, kept as it is
+	token      uint64   // the armed watch, 0 if none
+	onEvent    func(Event)
+	registered bool // fd is in the epoll set (a fired oneshot watch stays there, disarmed)
+	spent      bool // closed, or handed back by Conn
+}
+
+// WriteAll writes b. A detached socket takes it at once (the answer to a
+// parked request is small and its send buffer empty); if the client reads
+// so slowly that the buffer is full, the socket goes back to Go's poller
+// and the rest is written there, bounded by timeout. After that the
+// Socket is in conn mode: Watch fails, Conn and Close still work.
+func (s *Socket) WriteAll(b []byte, timeout time.Duration) error {
+	s.mu.Lock()
+	if s.spent {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.fd >= 0 {
+		n, err := writeFD(s.fd, b)
+		if err == nil && n == len(b) {
+			s.mu.Unlock()
+			return nil
+		}
+		if err != nil && !wouldBlock(err) {
+			s.mu.Unlock()
+			return err
+		}
+		b = b[max(n, 0):]
+		s.stopLocked()
+		c, err := s.handBackLocked()
+		if err != nil {
+			s.spent = true
+			s.mu.Unlock()
+			return err
+		}
+		s.conn = c
+	}
+	c := s.conn
+	s.mu.Unlock()
+	if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	_, err := c.Write(b)
+	return err
+}
+
+// Conn hands the connection back as a net.Conn, in Go's poller again; the
+// Socket is spent. A watch still armed is stopped.
+func (s *Socket) Conn() (net.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spent {
+		return nil, ErrClosed
+	}
+	s.spent = true
+	s.stopLocked()
+	if s.fd < 0 {
+		return s.conn, nil
+	}
+	return s.handBackLocked()
+}
+
+// Close closes the connection; a watch still armed is stopped. Closing a
+// spent Socket does nothing.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spent {
+		return nil
+	}
+	s.spent = true
+	s.stopLocked()
+	if s.fd < 0 {
+		return s.conn.Close()
+	}
+	err := closeFD(s.fd)
+	s.fd = -1
+	return err
+}
+
+// Stop disarms the watch; once it returns, the watch's function is not
+// called unless it had already started. Stopping without a watch does
+// nothing.
+func (s *Socket) Stop() {
+	s.mu.Lock()
+	s.stopLocked()
+	s.mu.Unlock()
+}
+
+// stopLocked forgets the watch. The epoll registration stays, disarmed or
+// soon to be: a oneshot watch fires at most once more, finds no token and
+// is dropped; closing the descriptor removes it.
+func (s *Socket) stopLocked() {
+	if s.token != 0 {
+		s.p.forget(s.token)
+		s.token, s.onEvent = 0, nil
+	}
+}
+
+// fire runs on the Poller's goroutine for a watch's event: it calls the
+// watch's function unless the watch was stopped or replaced meanwhile.
+func (s *Socket) fire(token uint64, ev Event) {
+	s.mu.Lock()
+	if s.token != token {
+		s.mu.Unlock()
+		return
+	}
+	f := s.onEvent
+	s.token, s.onEvent = 0, nil
+	s.mu.Unlock()
+	f(ev)
+}
