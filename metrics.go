@@ -33,7 +33,7 @@ type routeCode struct {
 	code  int
 }
 
-func newMetrics(reg *registry.Registry, draining func() bool) *metrics {
+func newMetrics(reg *registry.Registry, draining func() bool, idle func() int) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		outcomes: map[string]prometheus.Counter{},
@@ -65,6 +65,10 @@ func newMetrics(reg *registry.Registry, draining func() bool) *metrics {
 			Name: "parkd_parked_requests_capacity",
 			Help: "The most requests parked at once.",
 		}, func() float64 { return float64(reg.Capacity()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "parkd_idle_connections",
+			Help: "Keep-alive connections waiting, without a goroutine, for their next request after a parked answer.",
+		}, func() float64 { return float64(idle()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "parkd_draining",
 			Help: "1 while shutting down, else 0.",

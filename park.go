@@ -117,6 +117,7 @@ func (pc *parkedConn) deliver(o registry.Outcome) {
 // from deliver if the socket was attached, else from attach.
 func (pc *parkedConn) answer(o registry.Outcome) {
 	s := pc.s
+	defer s.releaseWhenIdle()
 	defer s.responding.Add(-1)
 	pc.mu.Lock()
 	sock, pending := pc.sock, pc.pending
