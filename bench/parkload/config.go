@@ -32,6 +32,8 @@ type Config struct {
 	KillMinRemaining   time.Duration
 	ThroughputDuration time.Duration
 	ThroughputConns    int
+	SoakDuration       time.Duration // actions of the churn soak are started for this long
+	SoakClients        int
 	Metrics            bool
 	Settle             time.Duration // wait before the final RSS and /metrics readings
 	ParkSettle         time.Duration // longest wait for serverStatus to list the parked requests
@@ -49,7 +51,7 @@ type Config struct {
 
 // Phases selects which parts of a run happen.
 type Phases struct {
-	Park, Status, Kill, Throughput bool
+	Park, Status, Kill, Throughput, Soak bool
 }
 
 func (p Phases) String() string {
@@ -57,7 +59,7 @@ func (p Phases) String() string {
 	for _, ph := range []struct {
 		on   bool
 		name string
-	}{{p.Park, "park"}, {p.Status, "status"}, {p.Kill, "kill"}, {p.Throughput, "throughput"}} {
+	}{{p.Park, "park"}, {p.Status, "status"}, {p.Kill, "kill"}, {p.Throughput, "throughput"}, {p.Soak, "soak"}} {
 		if ph.on {
 			names = append(names, ph.name)
 		}
@@ -65,7 +67,7 @@ func (p Phases) String() string {
 	return strings.Join(names, ",")
 }
 
-// ParsePhases reads a comma-separated list such as "park,status,kill,throughput".
+// ParsePhases reads a comma-separated list such as "park,status,kill,throughput" or "soak".
 func ParsePhases(s string) (Phases, error) {
 	var p Phases
 	for _, f := range strings.Split(s, ",") {
@@ -78,9 +80,11 @@ func ParsePhases(s string) (Phases, error) {
 			p.Kill = true
 		case "throughput":
 			p.Throughput = true
+		case "soak":
+			p.Soak = true
 		case "":
 		default:
-			return Phases{}, fmt.Errorf("unknown phase %q (known: park, status, kill, throughput)", f)
+			return Phases{}, fmt.Errorf("unknown phase %q (known: park, status, kill, throughput, soak)", f)
 		}
 	}
 	return p, nil
@@ -103,6 +107,8 @@ func DefaultConfig() Config {
 		KillMinRemaining:   3 * time.Second,
 		ThroughputDuration: 10 * time.Second,
 		ThroughputConns:    32,
+		SoakDuration:       time.Minute,
+		SoakClients:        300,
 		Settle:             2 * time.Second,
 		ParkSettle:         time.Second,
 	}
@@ -135,6 +141,8 @@ func (c *Config) validate() error {
 		return errors.New("the kill phase needs the park phase")
 	case c.Phases.Throughput && c.ThroughputConns < 1 && c.ThroughputDuration > 0:
 		return errors.New("-throughput-conns must be at least 1")
+	case c.Phases.Soak && (c.SoakDuration <= 0 || c.SoakClients < 1):
+		return errors.New("-soak-duration must be positive and -soak-clients at least 1")
 	}
 	if c.Phases == (Phases{}) {
 		return errors.New("-phases selects nothing")
@@ -247,7 +255,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, child bool, err er
 	fs.SetOutput(stderr)
 	phases := cfg.Phases.String()
 	fs.StringVar(&cfg.URL, "url", cfg.URL, "server base URL; loopback only")
-	fs.StringVar(&phases, "phases", phases, "comma-separated phases: park,status,kill,throughput")
+	fs.StringVar(&phases, "phases", phases, "comma-separated phases: park,status,kill,throughput,soak")
 	fs.IntVar(&cfg.N, "n", cfg.N, "parked requests, one TCP connection each")
 	fs.Var(secondsFlag{&cfg.Timeout}, "timeout", "base timeout of a parked request (duration or seconds)")
 	fs.Var(secondsFlag{&cfg.Spread}, "spread", "timeouts are uniform over [timeout, timeout+spread], in ms steps")
@@ -262,6 +270,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, child bool, err er
 	fs.Var(secondsFlag{&cfg.KillMinRemaining}, "kill-min-remaining", "only kill requests with at least this long left")
 	fs.Var(secondsFlag{&cfg.ThroughputDuration}, "throughput-duration", "length of the throughput phase; 0 skips it")
 	fs.IntVar(&cfg.ThroughputConns, "throughput-conns", cfg.ThroughputConns, "keep-alive connections in the throughput phase")
+	fs.Var(secondsFlag{&cfg.SoakDuration}, "soak-duration", "how long the soak phase starts new actions")
+	fs.IntVar(&cfg.SoakClients, "soak-clients", cfg.SoakClients, "concurrent clients of the soak phase, two connections each at most")
 	fs.BoolVar(&cfg.Metrics, "metrics", false, "scrape GET /metrics before, once all are parked (the peak), and after -settle")
 	fs.Var(secondsFlag{&cfg.Settle}, "settle", "wait before the final RSS and metrics readings")
 	fs.Var(secondsFlag{&cfg.ParkSettle}, "park-settle", "longest wait for serverStatus to list every parked request")

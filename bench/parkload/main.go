@@ -4,6 +4,10 @@
 // and, as the last line of stdout, one JSON object with every figure.
 //
 //	go run ./bench/parkload -url http://127.0.0.1:8080 -n 5000 -pid $(pidof parkd)
+//
+// -phases soak runs a churn soak instead (soak.go) and exits 1 when a check fails:
+//
+//	go run ./bench/parkload -url http://127.0.0.1:8080 -phases soak -soak-duration 60s -soak-clients 300 -metrics
 package main
 
 import (
@@ -45,6 +49,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if err := WriteReport(stdout, res); err != nil {
 		fmt.Fprintln(stderr, "parkload:", err)
+		return 1
+	}
+	if res.SoakVerdict == soakFail {
 		return 1
 	}
 	return 0

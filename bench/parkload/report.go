@@ -81,6 +81,48 @@ type Result struct {
 	HeapInuseBeforeBytes *float64 `json:"heap_inuse_before_bytes"`
 	HeapInusePeakBytes   *float64 `json:"heap_inuse_peak_bytes"`
 	HeapInuseAfterBytes  *float64 `json:"heap_inuse_after_bytes"`
+
+	SoakDurationS            *float64            `json:"soak_duration_s"` // while actions were started
+	SoakDrainS               *float64            `json:"soak_drain_s"`    // then until every client was done
+	SoakClients              int                 `json:"soak_clients"`
+	SoakRequestTotal         int                 `json:"soak_request_total"`
+	SoakRequests             map[string]int      `json:"soak_requests"` // by kind
+	SoakAnswers              map[string]int      `json:"soak_answers"`  // park answers by class
+	SoakLost                 int                 `json:"soak_lost"`
+	SoakKillsOK              int                 `json:"soak_kills_ok"`
+	SoakKillsFinished        int                 `json:"soak_kills_already_finished"` // 400 invalid connection Id
+	SoakKillsUnknown         int                 `json:"soak_kills_unknown"`          // failed, or answered neither
+	SoakHangups              int                 `json:"soak_hangups"`
+	SoakHangupsHalfClose     int                 `json:"soak_hangups_half_close"`
+	SoakHungUp               int                 `json:"soak_hung_up"` // hang-ups that got no answer
+	SoakPipelinedBatches     int                 `json:"soak_pipelined_batches"`
+	SoakPipelinedRequests    int                 `json:"soak_pipelined_requests"`
+	SoakStatusPolls          int                 `json:"soak_status_polls"`
+	SoakRequestsPolls        int                 `json:"soak_requests_polls"`
+	SoakProbes               int                 `json:"soak_probes"` // kills of unknown ids checking a connection's next answer
+	SoakConnects             int                 `json:"soak_connects"`
+	SoakStaleRetries         int                 `json:"soak_stale_retries"`
+	SoakEndEmptyAfterS       *float64            `json:"soak_end_empty_after_s"` // serverStatus was {} this long after the clients were done
+	SoakMetricsAvailable     bool                `json:"soak_metrics_available"`
+	SoakGoroutinesBefore     *float64            `json:"soak_goroutines_before"`
+	SoakGoroutinesAfter      *float64            `json:"soak_goroutines_after"`
+	SoakHeapInuseBeforeBytes *float64            `json:"soak_heap_inuse_before_bytes"`
+	SoakHeapInuseAfterBytes  *float64            `json:"soak_heap_inuse_after_bytes"`
+	SoakHeapObjectsBefore    *float64            `json:"soak_heap_objects_before"`
+	SoakHeapObjectsAfter     *float64            `json:"soak_heap_objects_after"`
+	SoakParkedBefore         *float64            `json:"soak_parked_before"`
+	SoakParkedAfter          *float64            `json:"soak_parked_after"`
+	SoakServerOK             *float64            `json:"soak_server_ok"` // outcome counters' growth over the soak
+	SoakServerKilled         *float64            `json:"soak_server_killed"`
+	SoakServerAbandoned      *float64            `json:"soak_server_abandoned"`
+	SoakServerRejected       *float64            `json:"soak_server_rejected"`
+	SoakServerShutdown       *float64            `json:"soak_server_shutdown"`
+	SoakChecks               map[string]string   `json:"soak_checks"` // pass, fail or skipped
+	SoakViolationTotal       int                 `json:"soak_violation_total"`
+	SoakViolations           map[string]int      `json:"soak_violations"`
+	SoakViolationExamples    map[string][]string `json:"soak_violation_examples"` // up to 5 per kind
+	SoakNotes                []string            `json:"soak_notes"`
+	SoakVerdict              string              `json:"soak_verdict"` // PASS, FAIL, or "" without a soak
 }
 
 func newResult() *Result {
@@ -89,6 +131,12 @@ func newResult() *Result {
 		StatusErrors: map[string]int{},
 		KillErrors:   map[string]int{},
 		TpErrors:     map[string]int{},
+
+		SoakRequests:          map[string]int{},
+		SoakAnswers:           map[string]int{},
+		SoakChecks:            map[string]string{},
+		SoakViolations:        map[string]int{},
+		SoakViolationExamples: map[string][]string{},
 	}
 }
 
@@ -138,6 +186,9 @@ func WriteReport(w io.Writer, r *Result) error {
 		row("metrics", "goroutines before/peak/after", triple(r.GoroutinesBefore, r.GoroutinesPeak, r.GoroutinesAfter))
 		row("", "heap in use before/peak/after", strings.Join([]string{mbf(r.HeapInuseBeforeBytes), mbf(r.HeapInusePeakBytes), mbf(r.HeapInuseAfterBytes)}, " / "))
 	}
+	if r.SoakVerdict != "" {
+		soakRows(row, r)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -147,6 +198,43 @@ func WriteReport(w io.Writer, r *Result) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", line)
 	return err
+}
+
+// soakRows prints the soak's figures, violations with examples, and its verdict.
+func soakRows(row func(section, figure, value string), r *Result) {
+	row("soak", "clients / duration / drain", fmt.Sprintf("%d / %s s / %s s", r.SoakClients, fnum(r.SoakDurationS), fnum(r.SoakDrainS)))
+	row("", "requests", fmt.Sprintf("%d: %s probes=%d", r.SoakRequestTotal, kinds(r.SoakRequests), r.SoakProbes))
+	row("", "park answers", kinds(r.SoakAnswers)+fmt.Sprintf("  (lost %d)", r.SoakLost))
+	row("", "kills ok / already finished / unknown", fmt.Sprintf("%d / %d / %d", r.SoakKillsOK, r.SoakKillsFinished, r.SoakKillsUnknown))
+	row("", "hang-ups (half-close) / unanswered", fmt.Sprintf("%d (%d) / %d", r.SoakHangups, r.SoakHangupsHalfClose, r.SoakHungUp))
+	row("", "pipelined batches / requests", fmt.Sprintf("%d / %d", r.SoakPipelinedBatches, r.SoakPipelinedRequests))
+	row("", "polls serverStatus / requests", fmt.Sprintf("%d / %d", r.SoakStatusPolls, r.SoakRequestsPolls))
+	row("", "connects / stale retries", fmt.Sprintf("%d / %d", r.SoakConnects, r.SoakStaleRetries))
+	row("", "serverStatus {} after", fnum(r.SoakEndEmptyAfterS)+" s")
+	if r.SoakMetricsAvailable {
+		row("", "server goroutines before/after", fnum(r.SoakGoroutinesBefore)+" / "+fnum(r.SoakGoroutinesAfter))
+		row("", "server heap in use before/after", mbf(r.SoakHeapInuseBeforeBytes)+" / "+mbf(r.SoakHeapInuseAfterBytes))
+		row("", "server heap objects before/after", fnum(r.SoakHeapObjectsBefore)+" / "+fnum(r.SoakHeapObjectsAfter))
+		row("", "server parked before/after", fnum(r.SoakParkedBefore)+" / "+fnum(r.SoakParkedAfter))
+		row("", "server ok/killed/abandoned/rejected/shutdown", strings.Join([]string{fnum(r.SoakServerOK), fnum(r.SoakServerKilled),
+			fnum(r.SoakServerAbandoned), fnum(r.SoakServerRejected), fnum(r.SoakServerShutdown)}, " / "))
+		row("", "client ok/killed/hung up/503", fmt.Sprintf("%d / %d / %d / %d", r.SoakAnswers["ok"], r.SoakAnswers["killed"], r.SoakHungUp, r.SoakAnswers["busy_503"]))
+	}
+	var checks []string
+	for _, k := range slices.Sorted(maps.Keys(r.SoakChecks)) {
+		checks = append(checks, k+"="+r.SoakChecks[k])
+	}
+	row("", "checks", strings.Join(checks, " "))
+	row("", "violations", fmt.Sprintf("%d: %s", r.SoakViolationTotal, kinds(r.SoakViolations)))
+	for _, k := range slices.Sorted(maps.Keys(r.SoakViolationExamples)) {
+		for _, ex := range r.SoakViolationExamples[k] {
+			row("", "  "+k, ex)
+		}
+	}
+	for _, n := range r.SoakNotes {
+		row("", "note", n)
+	}
+	row("", "VERDICT", r.SoakVerdict)
 }
 
 func fnum(v *float64) string {

@@ -94,6 +94,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Phases.Throughput && cfg.ThroughputDuration > 0 && ctx.Err() == nil {
 		r.throughput(ctx)
 	}
+	if cfg.Phases.Soak && ctx.Err() == nil {
+		r.soak(ctx)
+	}
 	if ctx.Err() == nil && sleepCtx(ctx, cfg.Settle) {
 		if cfg.PID > 0 {
 			res.RSSAfterBytes = r.rss()
