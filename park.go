@@ -133,7 +133,7 @@ func (pc *parkedConn) answer(o registry.Outcome) {
 	}
 	closeAfter := pc.closeAfter || s.draining.Load()
 	code, body := answerOf(o)
-	err := sock.WriteAll(appendAnswer(make([]byte, 0, 192), code, body, pc.http11, closeAfter), writeTimeout)
+	err := sock.WriteAll(appendAnswer(make([]byte, 0, 192), s.dates.now(), code, body, pc.http11, closeAfter), writeTimeout)
 	s.finished(e.ConnID(), e.RemoteAddr(), o, e.Timeout(), e.Deadline(), time.Now())
 	s.metrics.answered(parkRoute, code)
 	if err != nil || closeAfter {
@@ -149,13 +149,13 @@ const parkRoute = "/api/request"
 // appendAnswer writes a complete HTTP response, framed as fasthttp frames
 // its own: an HTTP/1.1 status line, and Connection: keep-alive for an
 // HTTP/1.0 client that keeps the connection.
-func appendAnswer(b []byte, code int, body string, http11, closeAfter bool) []byte {
+func appendAnswer(b, date []byte, code int, body string, http11, closeAfter bool) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
 	b = append(b, fasthttp.StatusMessage(code)...)
 	b = append(b, "\r\nServer: parkd\r\nDate: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, date...)
 	b = append(b, "\r\nContent-Type: application/json\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	switch {
@@ -166,6 +166,29 @@ func appendAnswer(b []byte, code int, body string, http11, closeAfter bool) []by
 	}
 	b = append(b, "\r\n\r\n"...)
 	return append(b, body...)
+}
+
+// dateCache holds the Date header's value for the current second:
+// formatting it for each of thousands of answers due at one instant would
+// be a tenth of their cost.
+type dateCache struct {
+	cur atomic.Pointer[dateLine]
+}
+
+type dateLine struct {
+	sec  int64
+	text []byte
+}
+
+// now is the Date header's value for this second; never modified.
+func (d *dateCache) now() []byte {
+	t := time.Now()
+	if l := d.cur.Load(); l != nil && l.sec == t.Unix() {
+		return l.text
+	}
+	l := &dateLine{sec: t.Unix(), text: t.UTC().AppendFormat(nil, http.TimeFormat)}
+	d.cur.Store(l)
+	return l.text
 }
 
 // drainBuffered returns what the hijacked connection's reader had already

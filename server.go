@@ -65,6 +65,7 @@ type server struct {
 	draining   atomic.Bool
 	responding atomic.Int64 // parked requests between Park and the end of their answer
 	releasing  atomic.Bool  // a memory release is scheduled (releaseWhenIdle)
+	dates      dateCache    // the Date header of parked answers
 	infos      sync.Pool    // *listing
 }
 

@@ -21,7 +21,6 @@ type Entry struct {
 	due        int64     // deadline as nanoseconds since the registry's epoch: the sort key
 	deliver    func(Outcome)
 	state      atomic.Uint32
-	timer      atomic.Pointer[time.Timer]
 }
 
 // Abandon decides Abandoned for e (its client went away) and delivers it;
@@ -42,11 +41,6 @@ func (e *Entry) Timeout() time.Duration { return e.timeout }
 // Deadline is when e's timeout elapses.
 func (e *Entry) Deadline() time.Time {
 	return e.deadline
-}
-
-// expire is the timer's function.
-func (e *Entry) expire() {
-	e.reg.finish(e, OK)
 }
 
 // info is e's description, Remaining aside.

@@ -1,6 +1,6 @@
 // Package registry holds parked requests: a concurrent map from connId to a
-// deadline, a timer and the way the request's single outcome is delivered,
-// and beside it the same requests in deadline order.
+// deadline and the way the request's single outcome is delivered, and
+// beside it the same requests in deadline order, which also times them out.
 //
 // It knows nothing of HTTP. A caller parks a request with a deliver
 // function; the registry decides the request's outcome — the timeout
@@ -14,10 +14,18 @@
 // Snapshot takes: that copy reads the tree's compact nodes in order
 // instead of sorting entries scattered across the heap, which is what
 // keeps serverStatus fast with tens of thousands parked.
+//
+// Timeouts need no timer of their own: one timer is set for the earliest
+// deadline in the tree, and when it fires, every request that is due gets
+// OK, spread over GOMAXPROCS goroutines. A timer per request would cost a
+// hundred-odd bytes each and, for thousands due at one instant, as many
+// goroutines.
 package registry
 
 import (
 	"errors"
+	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,8 +88,10 @@ type Registry struct {
 	parked   atomic.Int64 // entries between Park's reservation and decide
 	draining atomic.Bool
 
-	orderMu sync.Mutex
-	order   *btree.BTreeG[ordered] // undecided entries by (due, connId)
+	orderMu  sync.Mutex
+	order    *btree.BTreeG[ordered] // undecided entries by (due, connId)
+	wake     *time.Timer            // fires at nextWake
+	nextWake int64                  // the earliest due when wake was set; MaxInt64: unset
 
 	drainedOnce sync.Once
 	drained     chan struct{}
@@ -104,21 +114,25 @@ func lessOrdered(a, b ordered) bool {
 
 // New returns an empty Registry that parks at most capacity requests at once.
 func New(capacity int) *Registry {
-	return &Registry{
+	r := &Registry{
 		entries:  xsync.NewMap[string, *Entry](),
 		epoch:    time.Now(),
 		capacity: int64(capacity),
 		order:    btree.NewG(32, lessOrdered),
+		nextWake: math.MaxInt64,
 		drained:  make(chan struct{}),
 	}
+	r.wake = time.AfterFunc(time.Hour, r.expireDue)
+	r.wake.Stop()
+	return r
 }
 
 // Park parks req until its timeout elapses, it is killed or abandoned, or
 // Shutdown ends it, and then calls deliver exactly once with the outcome.
 //
-// deliver runs on whichever goroutine decided the outcome: the timer's, or
-// the caller of Kill, Entry.Abandon or Shutdown; it may run before Park has
-// returned. It should be quick; the entry has already left the registry
+// deliver runs on whichever goroutine decided the outcome: one of the
+// registry's timeout goroutines, or the caller of Kill, Entry.Abandon or
+// Shutdown; it may run before Park has returned. It should be quick; the entry has already left the registry
 // when it runs, so it may park the same connId again.
 //
 // Park fails with ErrDuplicate when req.ConnID is parked, ErrFull at
@@ -162,19 +176,15 @@ func (r *Registry) Park(req Request, deliver func(Outcome)) (*Entry, error) {
 	}
 	// Into the order unless a Kill found e in the map first: decide and
 	// this are serialized by orderMu, so e is in the order exactly while
-	// it is undecided.
+	// it is undecided, and the wake is never later than the earliest due.
 	r.orderMu.Lock()
 	if e.state.Load() == parked {
 		r.order.ReplaceOrInsert(e.ordered())
+		if e.due < r.nextWake {
+			r.wakeAtLocked(e.due)
+		}
 	}
 	r.orderMu.Unlock()
-	// The timer is armed only once e is in the map, so its decide always
-	// has an entry to remove; a Kill that came first is caught below.
-	t := time.AfterFunc(req.Timeout, e.expire)
-	e.timer.Store(t)
-	if e.state.Load() == decided {
-		t.Stop()
-	}
 	// Shutdown may have swept the map between our draining check and the
 	// insertion; whoever decides first wins, and we refuse rather than
 	// deliver so the caller can answer while the server still serves.
@@ -284,9 +294,6 @@ func (r *Registry) decide(e *Entry) bool {
 	if !won {
 		return false
 	}
-	if t := e.timer.Load(); t != nil {
-		t.Stop()
-	}
 	// Only the winner deletes, and LoadOrStore never replaces, so the key
 	// still maps to e here.
 	r.entries.Delete(e.connID)
@@ -294,6 +301,65 @@ func (r *Registry) decide(e *Entry) bool {
 		r.closeIfDrained()
 	}
 	return true
+}
+
+// wakeAtLocked sets the timer for due, on the registry's clock.
+func (r *Registry) wakeAtLocked(due int64) {
+	r.nextWake = due
+	r.wake.Reset(time.Duration(due - int64(time.Since(r.epoch))))
+}
+
+// expireDue is the wake timer's function: OK for every request whose
+// deadline has come, then the timer again for the earliest one left. Two
+// of these may overlap (a park reset the timer while one ran); decide
+// keeps each outcome single.
+func (r *Registry) expireDue() {
+	for {
+		now := int64(time.Since(r.epoch))
+		var due []*Entry
+		r.orderMu.Lock()
+		r.order.Ascend(func(o ordered) bool {
+			if o.due > now {
+				return false
+			}
+			due = append(due, o.e)
+			return true
+		})
+		if len(due) == 0 {
+			r.nextWake = math.MaxInt64
+			if first, ok := r.order.Min(); ok {
+				r.wakeAtLocked(first.due)
+			}
+			r.orderMu.Unlock()
+			return
+		}
+		r.orderMu.Unlock()
+		r.finishAll(due, OK)
+	}
+}
+
+// finishAll decides o for es, spread over the available processors when
+// there are many, and returns when all are delivered.
+func (r *Registry) finishAll(es []*Entry, o Outcome) {
+	const perWorker = 256 // below this, one goroutine is quicker than several
+	workers := min(runtime.GOMAXPROCS(0), (len(es)+perWorker-1)/perWorker)
+	if workers <= 1 {
+		for _, e := range es {
+			r.finish(e, o)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (len(es) + workers - 1) / workers
+	for start := 0; start < len(es); start += chunk {
+		part := es[start:min(start+chunk, len(es))]
+		wg.Go(func() {
+			for _, e := range part {
+				r.finish(e, o)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (r *Registry) closeIfDrained() {

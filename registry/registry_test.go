@@ -345,3 +345,59 @@ func TestParkRacesShutdown(t *testing.T) {
 		o.mu.Unlock()
 	}
 }
+
+// TestEarlierDeadlineReschedules: the one wake timer is set for the
+// earliest deadline, so a request parked behind a far one is not held up
+// by it.
+func TestEarlierDeadlineReschedules(t *testing.T) {
+	r, o := New(10), newOutcomes()
+	park(t, r, o, "far", time.Hour)
+	park(t, r, o, "near", 20*time.Millisecond)
+	o.wait(t, 1)
+	if got := o.of("near"); fmt.Sprint(got) != "[ok]" {
+		t.Fatalf("near: %v, want [ok]", got)
+	}
+	if got := o.of("far"); len(got) != 0 {
+		t.Fatalf("far: %v, want nothing yet", got)
+	}
+	r.Shutdown(0)
+	o.wait(t, 1)
+}
+
+// TestManyDueAtOnce: thousands due at one instant are finished in parallel
+// batches, each exactly once, while kills race them.
+func TestManyDueAtOnce(t *testing.T) {
+	const n = 3000
+	r, o := New(n), newOutcomes()
+	for i := range n {
+		park(t, r, o, fmt.Sprint(i), 30*time.Millisecond)
+	}
+	var killed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				if r.Kill(fmt.Sprint(i)) == nil {
+					killed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	o.wait(t, n)
+	counts := map[Outcome]int64{}
+	o.mu.Lock()
+	for id, got := range o.got {
+		if len(got) != 1 {
+			t.Errorf("%s: %v, want exactly one outcome", id, got)
+		}
+		counts[got[0]]++
+	}
+	o.mu.Unlock()
+	if counts[Killed] != killed.Load() || counts[OK]+counts[Killed] != n {
+		t.Fatalf("outcomes %v, kills that succeeded %d, parked %d", counts, killed.Load(), n)
+	}
+	if r.Len() != 0 || r.order.Len() != 0 {
+		t.Fatalf("Len %d, order %d after all outcomes", r.Len(), r.order.Len())
+	}
+}
