@@ -92,7 +92,7 @@ func (s *server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		err = withMessage(errHeaderTooLarge, "the request line and headers are larger than "+strconv.Itoa(readBufferSize)+" bytes")
 	case errors.As(err, &netErr) && netErr.Timeout():
-		err = withMessage(errRequestTimeout, "the request did not arrive within "+readTimeout.String())
+		err = withMessage(errRequestTimeout, "the request did not arrive within "+s.http.ReadTimeout.String())
 	default:
 		s.log.Debug("unreadable request", "err", err, "remote", ctx.RemoteAddr().String())
 		err = withMessage(errMalformedHTTP, "the request is not valid HTTP/1.x")

@@ -114,27 +114,45 @@ func (pc *parkedConn) deliver(o registry.Outcome) {
 
 // answer writes the outcome's answer (none to a client that left) and
 // keeps the connection for its next request or closes it. It runs once:
-// from deliver if the socket was attached, else from attach.
+// from deliver if the socket was attached, else from attach. It never
+// waits for the client: Kill and Shutdown deliver on their caller's
+// goroutine, and a client that reads nothing must not hold them up.
 func (pc *parkedConn) answer(o registry.Outcome) {
 	s := pc.s
-	defer s.releaseWhenIdle()
-	defer s.responding.Add(-1)
 	pc.mu.Lock()
 	sock, pending := pc.sock, pc.pending
 	pc.pending = nil
 	pc.mu.Unlock()
 
 	sock.Stop()
-	e := pc.entry
 	if o == registry.Abandoned {
 		sock.Close()
-		s.finished(e.ConnID(), e.RemoteAddr(), o, e.Timeout(), e.Deadline(), time.Now())
+		pc.settle(o, 0, sock, nil, true, nil)
 		return
 	}
 	closeAfter := pc.closeAfter || s.draining.Load()
 	code, body := answerOf(o)
-	err := sock.WriteAll(appendAnswer(make([]byte, 0, 192), s.dates.now(), code, body, pc.http11, closeAfter), writeTimeout)
+	rest, err := sock.TryWrite(appendAnswer(make([]byte, 0, 192), s.dates.now(), code, body, pc.http11, closeAfter))
+	if err == nil && len(rest) > 0 {
+		// The client's window is full, or the socket is not detached:
+		// finish on a goroutine of its own, bounded by writeTimeout.
+		go func() { pc.settle(o, code, sock, pending, closeAfter, sock.WriteAll(rest, writeTimeout)) }()
+		return
+	}
+	pc.settle(o, code, sock, pending, closeAfter, err)
+}
+
+// settle ends a parked request once its answer is written, or failed:
+// its accounting, then the connection's next request or its close.
+func (pc *parkedConn) settle(o registry.Outcome, code int, sock *socket.Socket, pending []byte, closeAfter bool, err error) {
+	s := pc.s
+	defer s.releaseWhenIdle()
+	defer s.responding.Add(-1)
+	e := pc.entry
 	s.finished(e.ConnID(), e.RemoteAddr(), o, e.Timeout(), e.Deadline(), time.Now())
+	if o == registry.Abandoned {
+		return
+	}
 	s.metrics.answered(parkRoute, code)
 	if err != nil || closeAfter {
 		sock.Close()

@@ -40,8 +40,9 @@ const (
 	// back to the OS (releaseWhenIdle).
 	idleRelease = 2 * time.Second
 	// afterDrainTimeout bounds closing keep-alive connections once nothing
-	// is parked any more.
-	afterDrainTimeout = time.Second
+	// is parked any more. fasthttp counts a connection it has served for
+	// under 5 s as busy, so those take the whole of it.
+	afterDrainTimeout = 500 * time.Millisecond
 )
 
 // reservedFiles is what the default capacity leaves of the open-file limit

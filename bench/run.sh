@@ -82,6 +82,9 @@ measure() {
 	echo "=== $name on $kind (pid $pid)"
 	"${client_cpu[@]}" "$bin/parkload" -url "http://127.0.0.1:$port" -pid "$pid" -max-duration 3m "$@" | tee "$out/$name-$kind.txt"
 	tail -1 "$out/$name-$kind.txt" >"$out/$name-$kind.json"
+	# parkd's own view of lateness: when each answer left, not when the
+	# load tool (sharing the machine) got to read it.
+	curl -s "http://127.0.0.1:$port/metrics" >"$out/$name-$kind.metrics" 2>/dev/null || true
 	stop_server
 }
 
@@ -121,6 +124,20 @@ const rows = [
   ['timeout=0 keep-alive req/s', 'throughput', r => r.tp_rps, 'req/s'],
   ['timeout=0 p99', 'throughput', r => r.tp_p99_ms, 'ms'],
 ];
+// serverLateness reads parkd's parkd_answer_lateness_seconds histogram:
+// the share of answers that left within 5 ms and within 50 ms of their
+// deadline, and the bucket holding the 99th percentile.
+const serverLateness = name => {
+  let text = '';
+  try { text = fs.readFileSync(path.join(dir, `${name}-parkd.metrics`), 'utf8'); } catch { return null; }
+  const b = {};
+  for (const m of text.matchAll(/^parkd_answer_lateness_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) b[m[1]] = Number(m[2]);
+  const total = b['+Inf'];
+  if (!total) return null;
+  const les = Object.keys(b).filter(k => k !== '+Inf').map(Number).sort((x, y) => x - y);
+  const p99 = les.find(le => b[String(le)] >= 0.99 * total);
+  return { within5: b['0.005'] / total, within50: b['0.05'] / total, p99: p99 === undefined ? '> 1 s' : `≤ ${p99 * 1000} ms` };
+};
 const fmt = v => v === null || v === undefined ? '–' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v);
 const lines = [['figure', 'unit', 'parkd', 'twin', 'parkd/twin']];
 const summary = {};
@@ -129,6 +146,10 @@ for (const [label, name, f, unit] of rows) {
   const ratio = typeof p === 'number' && typeof t === 'number' && t !== 0 ? (p / t).toFixed(3) : '–';
   lines.push([label, unit, fmt(p), fmt(t), ratio]);
   summary[label] = { parkd: p, twin: t };
+}
+for (const name of ['large', 'same-deadline']) {
+  const l = serverLateness(name);
+  if (l) lines.push([`${name}: parkd's own lateness p99 / ≤5 ms / ≤50 ms`, '', `${l.p99} / ${(100 * l.within5).toFixed(2)}% / ${(100 * l.within50).toFixed(2)}%`, '–', '–']);
 }
 const w = lines[0].map((_, i) => Math.max(...lines.map(l => l[i].length)));
 for (const l of lines) console.log('| ' + l.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |');

@@ -87,6 +87,7 @@ type Registry struct {
 	capacity int64
 	parked   atomic.Int64 // entries between Park's reservation and decide
 	draining atomic.Bool
+	cutoff   atomic.Int64 // Shutdown's grace end, on the due clock; set before draining
 
 	orderMu  sync.Mutex
 	order    *btree.BTreeG[ordered] // undecided entries by (due, connId)
@@ -186,9 +187,11 @@ func (r *Registry) Park(req Request, deliver func(Outcome)) (*Entry, error) {
 	}
 	r.orderMu.Unlock()
 	// Shutdown may have swept the map between our draining check and the
-	// insertion; whoever decides first wins, and we refuse rather than
-	// deliver so the caller can answer while the server still serves.
-	if r.draining.Load() && r.decide(e) {
+	// insertion. Its rule applies: a deadline within the grace runs its
+	// course (the reservation kept Drained open for it); a later one is
+	// refused here, if nothing decided it first, rather than delivered, so
+	// the caller answers while the server still serves.
+	if r.draining.Load() && e.due > r.cutoff.Load() && r.decide(e) {
 		return nil, ErrShuttingDown
 	}
 	return e, nil
@@ -257,6 +260,7 @@ func (r *Registry) Capacity() int {
 // grace.
 func (r *Registry) Shutdown(grace time.Duration) {
 	cutoff := time.Now().Add(grace)
+	r.cutoff.Store(int64(cutoff.Sub(r.epoch)))
 	r.draining.Store(true)
 	r.entries.Range(func(_ string, e *Entry) bool {
 		if e.deadline.After(cutoff) {

@@ -401,3 +401,43 @@ func TestManyDueAtOnce(t *testing.T) {
 		t.Fatalf("Len %d, order %d after all outcomes", r.Len(), r.order.Len())
 	}
 }
+
+// TestParkRacesShutdownWithinGrace: a park that Shutdown's sweep may have
+// missed, due within the grace, runs its course to OK, and Drained waits
+// for it.
+func TestParkRacesShutdownWithinGrace(t *testing.T) {
+	for round := range 20 {
+		r, o := New(1000), newOutcomes()
+		var ok atomic.Int64
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range 50 {
+					id := fmt.Sprintf("%d-%d-%d", round, g, i)
+					_, err := r.Park(Request{ConnID: id, Timeout: 20 * time.Millisecond}, o.deliver(id))
+					switch {
+					case err == nil:
+						ok.Add(1)
+					case !errors.Is(err, ErrShuttingDown):
+						t.Errorf("Park: %v", err)
+					}
+				}
+			})
+		}
+		r.Shutdown(time.Hour)
+		wg.Wait()
+		o.wait(t, int(ok.Load()))
+		select {
+		case <-r.Drained():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Drained not closed; Len %d", round, r.Len())
+		}
+		o.mu.Lock()
+		for id, got := range o.got {
+			if len(got) != 1 || got[0] != OK {
+				t.Errorf("%s: %v, want [ok]", id, got)
+			}
+		}
+		o.mu.Unlock()
+	}
+}

@@ -211,8 +211,12 @@ func TestWriteAllSlowReader(t *testing.T) {
 	p := newPoller(t)
 	s, c := detached(t, p)
 	big := bytes.Repeat([]byte("x"), 8<<20) // more than any socket buffer here
+	rest, err := s.TryWrite(big)
+	if err != nil || len(rest) == 0 || len(rest) == len(big) {
+		t.Fatalf("TryWrite of %d bytes left %d, %v; want a part written, the rest returned", len(big), len(rest), err)
+	}
 	done := make(chan error, 1)
-	go func() { done <- s.WriteAll(big, 10*time.Second) }()
+	go func() { done <- s.WriteAll(rest, 10*time.Second) }()
 	time.Sleep(50 * time.Millisecond)
 	n, err := io.Copy(io.Discard, io.LimitReader(c, int64(len(big))))
 	if err != nil || n != int64(len(big)) {

@@ -21,28 +21,37 @@ type Socket struct {
 	spent      bool // closed, or handed back by Conn
 }
 
-// WriteAll writes b. A detached socket takes it at once (the answer to a
-// parked request is small and its send buffer empty); if the client reads
-// so slowly that the buffer is full, the socket goes back to Go's poller
-// and the rest is written there, bounded by timeout. After that the
-// Socket is in conn mode: Watch fails, Conn and Close still work.
-func (s *Socket) WriteAll(b []byte, timeout time.Duration) error {
+// TryWrite writes what the socket takes at once, without blocking, and
+// returns the rest: nothing, usually, for the answer to a parked request
+// is small and its send buffer empty. A Socket in conn mode takes nothing
+// at once: its writes may block, so they belong to WriteAll.
+func (s *Socket) TryWrite(b []byte) (rest []byte, err error) {
 	s.mu.Lock()
-	if s.spent {
-		s.mu.Unlock()
-		return ErrClosed
+	defer s.mu.Unlock()
+	switch {
+	case s.spent:
+		return b, ErrClosed
+	case s.fd < 0:
+		return b, nil
 	}
+	n, err := writeFD(s.fd, b)
+	if err != nil && !wouldBlock(err) {
+		return b, err
+	}
+	return b[max(n, 0):], nil
+}
+
+// WriteAll writes b, blocking for at most timeout. What a detached socket
+// does not take at once is written through Go's poller: the socket goes
+// back there, and the Socket is in conn mode from then on (Watch fails;
+// Conn and Close still work).
+func (s *Socket) WriteAll(b []byte, timeout time.Duration) error {
+	b, err := s.TryWrite(b)
+	if err != nil || len(b) == 0 {
+		return err
+	}
+	s.mu.Lock()
 	if s.fd >= 0 {
-		n, err := writeFD(s.fd, b)
-		if err == nil && n == len(b) {
-			s.mu.Unlock()
-			return nil
-		}
-		if err != nil && !wouldBlock(err) {
-			s.mu.Unlock()
-			return err
-		}
-		b = b[max(n, 0):]
 		s.stopLocked()
 		c, err := s.handBackLocked()
 		if err != nil {
@@ -57,7 +66,7 @@ func (s *Socket) WriteAll(b []byte, timeout time.Duration) error {
 	if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
-	_, err := c.Write(b)
+	_, err = c.Write(b)
 	return err
 }
 
