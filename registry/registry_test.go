@@ -306,43 +306,55 @@ func TestStress(t *testing.T) {
 }
 
 // TestParkRacesShutdown: a Park that races Shutdown either fails with
-// ErrShuttingDown or gets exactly one outcome, and Drained closes.
+// ErrShuttingDown or gets exactly one outcome — Shutdown when its deadline
+// is beyond the grace, OK when within (the sweep may have missed it; it
+// runs its course and Drained waits for it) — and Drained closes.
 func TestParkRacesShutdown(t *testing.T) {
-	for round := range 50 {
-		r, o := New(1000), newOutcomes()
-		var ok atomic.Int64
-		var wg sync.WaitGroup
-		for g := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range 50 {
-					id := fmt.Sprintf("%d-%d-%d", round, g, i)
-					_, err := r.Park(Request{ConnID: id, Timeout: time.Hour}, o.deliver(id))
-					switch {
-					case err == nil:
-						ok.Add(1)
-					case !errors.Is(err, ErrShuttingDown):
-						t.Errorf("Park: %v", err)
+	tests := []struct {
+		name           string
+		timeout, grace time.Duration
+		want           Outcome
+	}{
+		{"beyond the grace", time.Hour, 0, Shutdown},
+		{"within the grace", 20 * time.Millisecond, time.Hour, OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for round := range 30 {
+				r, o := New(1000), newOutcomes()
+				var ok atomic.Int64
+				var wg sync.WaitGroup
+				for g := range 4 {
+					wg.Go(func() {
+						for i := range 50 {
+							id := fmt.Sprintf("%d-%d-%d", round, g, i)
+							_, err := r.Park(Request{ConnID: id, Timeout: tt.timeout}, o.deliver(id))
+							switch {
+							case err == nil:
+								ok.Add(1)
+							case !errors.Is(err, ErrShuttingDown):
+								t.Errorf("Park: %v", err)
+							}
+						}
+					})
+				}
+				r.Shutdown(tt.grace)
+				wg.Wait()
+				o.wait(t, int(ok.Load()))
+				select {
+				case <-r.Drained():
+				case <-time.After(10 * time.Second):
+					t.Fatalf("round %d: Drained not closed; Len %d", round, r.Len())
+				}
+				o.mu.Lock()
+				for id, got := range o.got {
+					if len(got) != 1 || got[0] != tt.want {
+						t.Errorf("%s: %v, want [%v]", id, got, tt.want)
 					}
 				}
-			}()
-		}
-		r.Shutdown(0)
-		wg.Wait()
-		o.wait(t, int(ok.Load()))
-		select {
-		case <-r.Drained():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: Drained not closed; Len %d", round, r.Len())
-		}
-		o.mu.Lock()
-		for id, got := range o.got {
-			if len(got) != 1 || got[0] != Shutdown {
-				t.Errorf("%s: %v, want [shutdown]", id, got)
+				o.mu.Unlock()
 			}
-		}
-		o.mu.Unlock()
+		})
 	}
 }
 
@@ -399,45 +411,5 @@ func TestManyDueAtOnce(t *testing.T) {
 	}
 	if r.Len() != 0 || r.order.Len() != 0 {
 		t.Fatalf("Len %d, order %d after all outcomes", r.Len(), r.order.Len())
-	}
-}
-
-// TestParkRacesShutdownWithinGrace: a park that Shutdown's sweep may have
-// missed, due within the grace, runs its course to OK, and Drained waits
-// for it.
-func TestParkRacesShutdownWithinGrace(t *testing.T) {
-	for round := range 20 {
-		r, o := New(1000), newOutcomes()
-		var ok atomic.Int64
-		var wg sync.WaitGroup
-		for g := range 4 {
-			wg.Go(func() {
-				for i := range 50 {
-					id := fmt.Sprintf("%d-%d-%d", round, g, i)
-					_, err := r.Park(Request{ConnID: id, Timeout: 20 * time.Millisecond}, o.deliver(id))
-					switch {
-					case err == nil:
-						ok.Add(1)
-					case !errors.Is(err, ErrShuttingDown):
-						t.Errorf("Park: %v", err)
-					}
-				}
-			})
-		}
-		r.Shutdown(time.Hour)
-		wg.Wait()
-		o.wait(t, int(ok.Load()))
-		select {
-		case <-r.Drained():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: Drained not closed; Len %d", round, r.Len())
-		}
-		o.mu.Lock()
-		for id, got := range o.got {
-			if len(got) != 1 || got[0] != OK {
-				t.Errorf("%s: %v, want [ok]", id, got)
-			}
-		}
-		o.mu.Unlock()
 	}
 }
