@@ -19,8 +19,9 @@ import (
 // Linux, not even a net.Conn while it waits. The handler parks it in the
 // registry and hijacks the connection; fasthttp's worker goes back to its
 // pool; the connection's socket is detached from Go's poller (package
-// socket). What remains is a descriptor, a registry entry with its timer,
-// a hang-up watch and this struct: a few hundred bytes. When the registry
+// socket). What remains is a descriptor, a registry entry (its place in
+// the map and in the deadline order), a hang-up watch and this struct:
+// a few hundred bytes. When the registry
 // delivers the outcome, the answer is written from prepared bytes, and a
 // keep-alive connection waits for its next request in the same epoll set,
 // still without a goroutine, until fasthttp serves it again.

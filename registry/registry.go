@@ -137,7 +137,9 @@ func New(capacity int) *Registry {
 // when it runs, so it may park the same connId again.
 //
 // Park fails with ErrDuplicate when req.ConnID is parked, ErrFull at
-// capacity and ErrShuttingDown after Shutdown; then deliver is never called.
+// capacity and ErrShuttingDown once Shutdown has begun; then deliver is
+// never called. A park that races Shutdown's start is parked, and gets
+// Shutdown's rule like the others.
 // A zero timeout passes the same checks but parks nothing: Park returns a
 // nil Entry and nil, and the caller answers at once without deliver.
 //
@@ -188,11 +190,10 @@ func (r *Registry) Park(req Request, deliver func(Outcome)) (*Entry, error) {
 	r.orderMu.Unlock()
 	// Shutdown may have swept the map between our draining check and the
 	// insertion. Its rule applies: a deadline within the grace runs its
-	// course (the reservation kept Drained open for it); a later one is
-	// refused here, if nothing decided it first, rather than delivered, so
-	// the caller answers while the server still serves.
-	if r.draining.Load() && e.due > r.cutoff.Load() && r.decide(e) {
-		return nil, ErrShuttingDown
+	// course (the reservation kept Drained open for it); a later one gets
+	// Shutdown here, delivered like any outcome.
+	if r.draining.Load() && e.due > r.cutoff.Load() {
+		r.finish(e, Shutdown)
 	}
 	return e, nil
 }
