@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -53,30 +55,27 @@ func (s *server) finished(connID, remote string, o registry.Outcome, timeout tim
 	if o == registry.OK && timeout > 0 {
 		s.metrics.lateness.Observe(answered.Sub(deadline).Seconds())
 	}
-	s.log.Info("parked request finished", "connId", connID, "outcome", o.String(), "timeout", timeout.String(),
-		"duration", answered.Sub(deadline.Add(-timeout)).Round(time.Millisecond).String(), "remote", remote)
+	// The level is checked first: formatting the durations would otherwise
+	// cost every answer, also with -log-level warn.
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.Info("parked request finished", "connId", connID, "outcome", o.String(), "timeout", timeout.String(),
+			"duration", answered.Sub(deadline.Add(-timeout)).Round(time.Millisecond).String(), "remote", remote)
+	}
 }
 
-// refused answers a park the registry did not take.
+// refused answers a park the registry did not take, counting it and
+// adding what the client is told.
 func (s *server) refused(ctx *fasthttp.RequestCtx, err error, connID string) {
 	switch {
+	case errors.Is(err, registry.ErrDuplicate):
+		err = withMessage(err, "connId "+connID+" is already running")
 	case errors.Is(err, registry.ErrFull):
 		s.metrics.outcome(outcomeRejected)
+		err = withMessage(err, "all "+strconv.Itoa(s.reg.Capacity())+" places for parked requests are taken; retry later")
 	case errors.Is(err, registry.ErrShuttingDown):
 		s.metrics.outcome(registry.Shutdown.String())
 	}
-	s.writeError(ctx, s.parkError(err, connID))
-}
-
-// parkError adds to the registry's refusals what the client is told.
-func (s *server) parkError(err error, connID string) error {
-	switch {
-	case errors.Is(err, registry.ErrDuplicate):
-		return withMessage(err, "connId "+connID+" is already running")
-	case errors.Is(err, registry.ErrFull):
-		return withMessage(err, "all "+strconv.Itoa(s.reg.Capacity())+" places for parked requests are taken; retry later")
-	}
-	return err
+	s.writeError(ctx, err)
 }
 
 // serverStatus is GET /api/serverStatus: {"connId":"seconds left", ...}.
@@ -219,11 +218,11 @@ type listing struct {
 // release returns sc to the pool, dropping its references to entries.
 func (s *server) release(sc *listing) {
 	clear(sc.parked)
-	s.infos.Put(sc)
+	s.listings.Put(sc)
 }
 
 func (s *server) scratch() *listing {
-	if sc, ok := s.infos.Get().(*listing); ok {
+	if sc, ok := s.listings.Get().(*listing); ok {
 		return sc
 	}
 	return &listing{}

@@ -67,7 +67,7 @@ type server struct {
 	responding atomic.Int64 // parked requests between Park and the end of their answer
 	releasing  atomic.Bool  // a memory release is scheduled (releaseWhenIdle)
 	dates      dateCache    // the Date header of parked answers
-	infos      sync.Pool    // *listing
+	listings   sync.Pool    // *listing
 }
 
 // newServer builds a server from cfg; close releases what it holds.
