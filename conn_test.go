@@ -4,7 +4,6 @@ package main
 // HTTP/1.0, and clients that hang up while parked.
 
 import (
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -19,9 +18,9 @@ func TestKeepAliveParks(t *testing.T) {
 	for _, id := range []string{"ka1", "ka2"} {
 		sent := time.Now()
 		c.send(t, getRequest(parkPath(id, "0.05")))
-		resp, r := c.read(t, http.MethodGet)
+		r := c.read(t, http.MethodGet)
 		wantBody(t, id, r, http.StatusOK, bodyOK)
-		if resp.Close {
+		if r.close {
 			t.Errorf("%s: the server asks to close the connection", id)
 		}
 		if d := time.Since(sent); d < 50*time.Millisecond {
@@ -29,7 +28,7 @@ func TestKeepAliveParks(t *testing.T) {
 		}
 	}
 	c.send(t, getRequest("/api/serverStatus"))
-	_, r := c.read(t, http.MethodGet)
+	r := c.read(t, http.MethodGet)
 	wantBody(t, "serverStatus on the same connection", r, http.StatusOK, `{}`)
 }
 
@@ -46,7 +45,7 @@ func TestPipelining(t *testing.T) {
 		getRequest("/healthz"))
 	want := []string{bodyOK, `{}`, bodyOK, bodyOK}
 	for i, body := range want {
-		_, r := c.read(t, http.MethodGet)
+		r := c.read(t, http.MethodGet)
 		wantBody(t, "pipelined answer "+string(rune('1'+i)), r, http.StatusOK, body)
 	}
 	if d := time.Since(sent); d < 150*time.Millisecond {
@@ -63,9 +62,9 @@ func TestPipeliningAfterKill(t *testing.T) {
 	c.send(t, getRequest(parkPath("pk", "60"))+getRequest("/api/serverStatus"))
 	ts.waitListed(t, "pk")
 	wantBody(t, "kill", ts.killJSON(t, "pk"), http.StatusOK, bodyOK)
-	_, r := c.read(t, http.MethodGet)
+	r := c.read(t, http.MethodGet)
 	wantBody(t, "killed", r, http.StatusInternalServerError, bodyKilled)
-	_, r = c.read(t, http.MethodGet)
+	r = c.read(t, http.MethodGet)
 	wantBody(t, "serverStatus behind it", r, http.StatusOK, `{}`)
 }
 
@@ -94,101 +93,24 @@ func TestConnectionClose(t *testing.T) {
 			t.Parallel()
 			c := dialRaw(t, ts.addr)
 			c.send(t, tt.request)
-			resp, r := c.read(t, http.MethodGet)
+			r := c.read(t, http.MethodGet)
 			wantBody(t, tt.name, r, http.StatusOK, bodyOK)
-			if resp.ContentLength != int64(len(bodyOK)) {
-				t.Errorf("Content-Length %d, want %d (an HTTP/1.0 client cannot read chunks)", resp.ContentLength, len(bodyOK))
+			if r.length != int64(len(bodyOK)) {
+				t.Errorf("Content-Length %d, want %d (an HTTP/1.0 client cannot read chunks)", r.length, len(bodyOK))
 			}
 			if !tt.keepOpen {
-				if !resp.Close {
+				if !r.close {
 					t.Errorf("the answer does not say Connection: close")
 				}
 				c.expectEOF(t)
 				return
 			}
-			if resp.Close {
+			if r.close {
 				t.Errorf("the answer closes a keep-alive connection")
 			}
 			c.send(t, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-			_, r = c.read(t, http.MethodGet)
+			r = c.read(t, http.MethodGet)
 			wantBody(t, "second request on the connection", r, http.StatusOK, bodyOK)
 		})
 	}
-}
-
-// A client that closes its connection, half-closes it or resets it while
-// parked is forgotten within a second: gone from serverStatus, not
-// killable, its place and its connId free; nothing is written to it.
-func TestHangUp(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig()
-	cfg.capacity = 1 // an abandoned request must give its place back
-	ts := startServer(t, cfg)
-	tests := []struct {
-		name   string
-		hangUp func(*rawConn) error
-		half   bool
-	}{
-		{"close", func(c *rawConn) error { return c.Close() }, false},
-		{"half-close", func(c *rawConn) error { return c.Conn.(*net.TCPConn).CloseWrite() }, true},
-		{"reset", func(c *rawConn) error {
-			c.Conn.(*net.TCPConn).SetLinger(0) // close sends RST, not FIN
-			return c.Close()
-		}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			// Not parallel: the server has one place.
-			const id = "gone"
-			c := dialRaw(t, ts.addr)
-			c.send(t, getRequest(parkPath(id, "60")))
-			ts.waitListed(t, id)
-			hungUp := time.Now()
-			if err := tt.hangUp(c); err != nil {
-				t.Fatal(err)
-			}
-			ts.waitGone(t, id, hungUp, time.Second)
-			if tt.half {
-				c.expectEOF(t) // the server wrote nothing and closed
-			}
-			wantBody(t, "kill after the hang-up", ts.killJSON(t, id), http.StatusBadRequest, `{"status":"invalid connection Id : gone"}`)
-			wantBody(t, "park again", ts.park(t, id, "0.05"), http.StatusOK, bodyOK)
-		})
-	}
-}
-
-// A hang-up is noticed on a keep-alive connection's second parked request
-// too, and with a pipelined request waiting behind it.
-func TestHangUpKeepAlive(t *testing.T) {
-	t.Parallel()
-	ts := startServer(t, testConfig())
-	c := dialRaw(t, ts.addr)
-	c.send(t, getRequest(parkPath("k1", "0.05")))
-	_, r := c.read(t, http.MethodGet)
-	wantBody(t, "first park", r, http.StatusOK, bodyOK)
-	c.send(t, getRequest(parkPath("k2", "60"))+getRequest("/api/serverStatus"))
-	ts.waitListed(t, "k2")
-	hungUp := time.Now()
-	if err := c.Conn.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	ts.waitGone(t, "k2", hungUp, time.Second)
-	c.expectEOF(t)
-}
-
-// A hang-up is noticed when it came before the request was parked: the
-// client wrote its request and half-closed in one go.
-func TestHangUpBeforeParked(t *testing.T) {
-	t.Parallel()
-	ts := startServer(t, testConfig())
-	c := dialRaw(t, ts.addr)
-	c.send(t, getRequest(parkPath("early", "60")))
-	hungUp := time.Now()
-	if err := c.Conn.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait for the connection to end: the server writes nothing and closes.
-	c.expectEOF(t)
-	ts.waitGone(t, "early", hungUp, time.Second)
-	wantBody(t, "park again", ts.park(t, "early", "0"), http.StatusOK, bodyOK)
 }

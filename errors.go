@@ -23,6 +23,19 @@ var (
 	errMalformedHTTP    = errors.New("malformed HTTP request")
 )
 
+// writeJSON and writeJSONString set a whole JSON answer.
+func writeJSON(ctx *fasthttp.RequestCtx, code int, body []byte) {
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+func writeJSONString(ctx *fasthttp.RequestCtx, code int, body string) {
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(body)
+}
+
 // userError carries a sentinel and the sentence the client is shown.
 type userError struct {
 	sentinel error
@@ -82,8 +95,12 @@ func (s *server) writeError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // requestError is fasthttp's ErrorHandler: a request that could not be
-// read at all. fasthttp closes the connection after it.
+// read at all. fasthttp closes the connection after it; the close lingers,
+// since the client may still be sending the rest (conn.go).
 func (s *server) requestError(ctx *fasthttp.RequestCtx, err error) {
+	if c, ok := ctx.Conn().(*clientConn); ok {
+		c.lingerOnClose()
+	}
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
@@ -98,5 +115,5 @@ func (s *server) requestError(ctx *fasthttp.RequestCtx, err error) {
 		err = withMessage(errMalformedHTTP, "the request is not valid HTTP/1.x")
 	}
 	s.writeError(ctx, err)
-	s.metrics.answered("unmatched", ctx.Response.StatusCode())
+	s.metrics.answered(routeUnmatched, ctx.Response.StatusCode())
 }

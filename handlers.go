@@ -1,107 +1,21 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"log/slog"
-	"strconv"
-	"time"
+	_ "embed"
 
-	"github.com/parkd/parkd/registry"
 	"github.com/parkd/parkd/wire"
+	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
 )
 
-// Bodies of the answers a parked request gets.
-const (
-	okBody           = `{"status":"ok"}`
-	killedBody       = `{"status":"killed"}`
-	shuttingDownBody = `{"status":"shutting down"}`
-)
-
-// rfc3339Millis is RFC 3339 with exactly three decimals, as the resource
-// API's times are written.
-const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
-
-func writeJSON(ctx *fasthttp.RequestCtx, code int, body []byte) {
-	ctx.SetStatusCode(code)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(body)
-}
-
-func writeJSONString(ctx *fasthttp.RequestCtx, code int, body string) {
-	ctx.SetStatusCode(code)
-	ctx.SetContentType("application/json")
-	ctx.SetBodyString(body)
-}
-
-// answerOf is what a parked request answers for its outcome.
-func answerOf(o registry.Outcome) (code int, body string) {
-	switch o {
-	case registry.OK:
-		return fasthttp.StatusOK, okBody
-	case registry.Killed:
-		return fasthttp.StatusInternalServerError, killedBody
-	default:
-		return fasthttp.StatusServiceUnavailable, shuttingDownBody
-	}
-}
-
-// finished accounts for a parked request's outcome: a log line, the
-// outcomes counter, and for a timeout that elapsed (a zero one aside, it
-// never waited), how late its answer left.
-func (s *server) finished(connID, remote string, o registry.Outcome, timeout time.Duration, deadline, answered time.Time) {
-	s.metrics.outcome(o.String())
-	if o == registry.OK && timeout > 0 {
-		s.metrics.lateness.Observe(answered.Sub(deadline).Seconds())
-	}
-	// The level is checked first: formatting the durations would otherwise
-	// cost every answer, also with -log-level warn.
-	if s.log.Enabled(context.Background(), slog.LevelInfo) {
-		s.log.Info("parked request finished", "connId", connID, "outcome", o.String(), "timeout", timeout.String(),
-			"duration", answered.Sub(deadline.Add(-timeout)).Round(time.Millisecond).String(), "remote", remote)
-	}
-}
-
-// refused answers a park the registry did not take, counting it and
-// adding what the client is told.
-func (s *server) refused(ctx *fasthttp.RequestCtx, err error, connID string) {
-	switch {
-	case errors.Is(err, registry.ErrDuplicate):
-		err = withMessage(err, "connId "+connID+" is already running")
-	case errors.Is(err, registry.ErrFull):
-		s.metrics.outcome(outcomeRejected)
-		err = withMessage(err, "all "+strconv.Itoa(s.reg.Capacity())+" places for parked requests are taken; retry later")
-	case errors.Is(err, registry.ErrShuttingDown):
-		s.metrics.outcome(registry.Shutdown.String())
-	}
-	s.writeError(ctx, err)
-}
+// openAPIDocument is docs/openapi.yaml, served as it is.
+//
+//go:embed docs/openapi.yaml
+var openAPIDocument []byte
 
 // serverStatus is GET /api/serverStatus: {"connId":"seconds left", ...}.
 func (s *server) serverStatus(ctx *fasthttp.RequestCtx) {
-	sc := s.scratch()
-	defer s.release(sc)
-	sc.parked = s.reg.Snapshot(sc.parked[:0])
-	b := append(sc.body[:0], '{')
-	for i, p := range sc.parked {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = wire.AppendString(b, p.ConnID)
-		b = append(b, ':', '"')
-		b = strconv.AppendInt(b, secondsLeft(p.Remaining), 10)
-		b = append(b, '"')
-	}
-	b = append(b, '}')
-	sc.body = b
-	writeJSON(ctx, fasthttp.StatusOK, b)
-}
-
-// secondsLeft rounds up to whole seconds, and never shows a request that
-// is still parked as 0.
-func secondsLeft(d time.Duration) int64 {
-	return max(1, int64((d+time.Second-1)/time.Second))
+	s.writeListing(ctx, '{', '}', appendStatus)
 }
 
 // kill is PUT /api/kill with the connId in the body or the query.
@@ -134,19 +48,7 @@ func (s *server) readyz(ctx *fasthttp.RequestCtx) {
 // listRequests is GET /api/requests: every parked request, in
 // serverStatus's order.
 func (s *server) listRequests(ctx *fasthttp.RequestCtx) {
-	sc := s.scratch()
-	defer s.release(sc)
-	sc.parked = s.reg.Snapshot(sc.parked[:0])
-	b := append(sc.body[:0], '[')
-	for i, p := range sc.parked {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendRequest(b, p.Info())
-	}
-	b = append(b, ']')
-	sc.body = b
-	writeJSON(ctx, fasthttp.StatusOK, b)
+	s.writeListing(ctx, '[', ']', appendParked)
 }
 
 // getRequest is GET /api/requests/{connId}.
@@ -189,41 +91,25 @@ func pathConnID(ctx *fasthttp.RequestCtx) (string, error) {
 	return wire.UnescapePath(raw)
 }
 
-// appendRequest writes one parked request as the resource API shows it.
-func appendRequest(b []byte, in registry.Info) []byte {
-	timeoutMs := in.Timeout.Milliseconds()
-	remainingMs := min(max(0, int64((in.Remaining+time.Millisecond-1)/time.Millisecond)), timeoutMs)
-	b = append(b, `{"connId":`...)
-	b = wire.AppendString(b, in.ConnID)
-	b = append(b, `,"timeoutMs":`...)
-	b = strconv.AppendInt(b, timeoutMs, 10)
-	b = append(b, `,"remainingMs":`...)
-	b = strconv.AppendInt(b, remainingMs, 10)
-	b = append(b, `,"startedAt":"`...)
-	b = in.Started.UTC().AppendFormat(b, rfc3339Millis)
-	b = append(b, `","deadline":"`...)
-	b = in.Deadline.UTC().AppendFormat(b, rfc3339Millis)
-	b = append(b, `","remoteAddr":`...)
-	b = wire.AppendString(b, in.RemoteAddr)
-	return append(b, '}')
-}
-
-// listing is scratch space for serverStatus and the resource API, kept in
-// a pool so that polling a full server does not churn megabytes.
-type listing struct {
-	parked []registry.Parked
-	body   []byte
-}
-
-// release returns sc to the pool, dropping its references to entries.
-func (s *server) release(sc *listing) {
-	clear(sc.parked)
-	s.listings.Put(sc)
-}
-
-func (s *server) scratch() *listing {
-	if sc, ok := s.listings.Get().(*listing); ok {
-		return sc
+// serveMetrics is GET /metrics in the Prometheus text format.
+func (s *server) serveMetrics(ctx *fasthttp.RequestCtx) {
+	families, err := s.metrics.registry.Gather()
+	if err != nil {
+		s.log.Warn("gathering metrics", "err", err) // partial results are still served
 	}
-	return &listing{}
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	ctx.SetContentType(string(format))
+	enc := expfmt.NewEncoder(ctx, format)
+	for _, f := range families {
+		if err := enc.Encode(f); err != nil {
+			s.writeError(ctx, err)
+			return
+		}
+	}
+}
+
+// openAPI is GET /openapi.yaml: the description of every route.
+func (s *server) openAPI(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/yaml")
+	ctx.SetBody(openAPIDocument)
 }

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,8 +21,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // runMainEnv makes the test binary run parkd's main instead of the tests;
@@ -77,6 +84,12 @@ type testServer struct {
 // context, waits for serve to return and closes the server.
 func startServer(t *testing.T, cfg config, opts ...func(*server)) *testServer {
 	t.Helper()
+	return startServerWrapped(t, cfg, nil, opts...)
+}
+
+// startServerWrapped is startServer with the listener wrapped by wrap.
+func startServerWrapped(t *testing.T, cfg config, wrap func(net.Listener) net.Listener, opts ...func(*server)) *testServer {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := newServer(cfg, log)
 	if err != nil {
@@ -89,6 +102,9 @@ func startServer(t *testing.T, cfg config, opts ...func(*server)) *testServer {
 	if err != nil {
 		s.close()
 		t.Fatalf("listen: %v", err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := clientFor(t, ln.Addr().String())
@@ -172,6 +188,8 @@ type reply struct {
 	code    int
 	header  http.Header
 	body    []byte
+	close   bool      // the answer asks to close the connection
+	length  int64     // its Content-Length; -1 when not framed by one
 	sent    time.Time // just before the request was written
 	elapsed time.Duration
 }
@@ -445,23 +463,69 @@ func (c *rawConn) send(t *testing.T, s string) {
 	}
 }
 
-// read reads one answer to a request of method; it never waits longer than
-// waitBound.
-func (c *rawConn) read(t *testing.T, method string) (*http.Response, reply) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(waitBound))
-	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+// readReply reads one answer to a request of method from br: the one way
+// the suite reads an answer off a raw connection. An error while reading
+// the body comes with the status and headers already read (code not 0).
+func readReply(br *bufio.Reader, method string) (reply, error) {
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
 	if err != nil {
-		t.Fatalf("reading an answer: %v", err)
+		return reply{}, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	r := reply{code: resp.StatusCode, header: resp.Header, close: resp.Close, length: resp.ContentLength}
+	r.body, err = io.ReadAll(resp.Body)
+	return r, err
+}
+
+// read reads one answer to a request of method; it never waits longer than
+// waitBound.
+func (c *rawConn) read(t *testing.T, method string) reply {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(waitBound))
+	r, err := readReply(c.br, method)
 	if err != nil {
-		t.Fatalf("reading an answer's body: %v", err)
+		t.Fatalf("reading an answer (%v): %v", r, err)
 	}
-	r := reply{code: resp.StatusCode, header: resp.Header, body: body}
 	checkAnswer(t, "raw "+method, method, r)
-	return resp, r
+	return r
+}
+
+// answerOrClose reads what the server does with a request it may refuse:
+// an answer (got is true), or a close without one. It never waits past
+// deadline.
+func (c *rawConn) answerOrClose(method string, deadline time.Time) (r reply, got bool, err error) {
+	c.SetReadDeadline(deadline)
+	if _, err := c.br.Peek(1); err != nil {
+		if isClosed(err) {
+			return reply{}, false, nil
+		}
+		return reply{}, false, err
+	}
+	r, err = readReply(c.br, method)
+	if err != nil {
+		return reply{}, false, fmt.Errorf("reading an answer: %w", err)
+	}
+	return r, true, nil
+}
+
+// closedWithNothing checks that the server closes c without writing
+// anything more, before deadline.
+func (c *rawConn) closedWithNothing(deadline time.Time) error {
+	c.SetReadDeadline(deadline)
+	b, err := io.ReadAll(c.br)
+	switch {
+	case len(b) > 0:
+		return fmt.Errorf("the server wrote %s more before closing", clip(b))
+	case err != nil && !isClosed(err):
+		return fmt.Errorf("the connection was not closed: %w", err)
+	}
+	return nil
+}
+
+// isClosed says whether err is how a read sees a connection the server
+// closed: EOF, or a reset when it closed with bytes of ours unread.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // expectEOF checks that the server closed the connection without writing
@@ -479,4 +543,131 @@ func (c *rawConn) expectEOF(t *testing.T) {
 // their CRLF.
 func getRequest(path string, extra ...string) string {
 	return "GET " + path + " HTTP/1.1\r\nHost: parkd\r\n" + strings.Join(extra, "") + "\r\n"
+}
+
+// each runs fn(0) … fn(n-1) on workers goroutines and waits for them. fn
+// must bound its own waits and must not call t.Fatal.
+func each(n, workers int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// ---- metrics ----
+
+// scrape reads /metrics (Prometheus text, not JSON) on a connection of its
+// own, closed after it.
+func scrape(t *testing.T, ts *testServer) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", ts.addr, waitBound)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer c.Close()
+	return (&rawConn{c, bufio.NewReader(c)}).scrape(t)
+}
+
+// scrape reads /metrics on c, a keep-alive connection: the one way the
+// suite scrapes.
+func (c *rawConn) scrape(t *testing.T) string {
+	t.Helper()
+	c.send(t, getRequest("/metrics"))
+	c.SetReadDeadline(time.Now().Add(waitBound))
+	r, err := readReply(c.br, http.MethodGet)
+	if err != nil || r.code != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("GET /metrics: %v %q (%v)", r, r.header.Get("Content-Type"), err)
+	}
+	return string(r.body)
+}
+
+// parseMetrics reads the text exposition with Prometheus's own parser,
+// which also fails on malformed output.
+func parseMetrics(t *testing.T, text string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return families
+}
+
+// sample is the value of the series of name with exactly labels: a
+// counter's or gauge's value, a histogram's count.
+func sample(families map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	for _, m := range families[name].GetMetric() {
+		if len(m.GetLabel()) == len(labels) && hasLabels(m, labels) {
+			return value(m), true
+		}
+	}
+	return 0, false
+}
+
+// metricSum adds up the series of name whose labels include labels,
+// written as pairs: metricSum(t, text, "parkd_http_requests_total", "code", "400").
+func metricSum(t *testing.T, text, name string, labels ...string) (sum float64, found bool) {
+	t.Helper()
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
+	}
+	for _, m := range parseMetrics(t, text)[name].GetMetric() {
+		if hasLabels(m, want) {
+			sum, found = sum+value(m), true
+		}
+	}
+	return sum, found
+}
+
+func hasLabels(m *dto.Metric, labels map[string]string) bool {
+	n := 0
+	for _, l := range m.GetLabel() {
+		if v, ok := labels[l.GetName()]; ok {
+			if v != l.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(labels)
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	case m.GetHistogram() != nil:
+		return float64(m.GetHistogram().GetSampleCount())
+	}
+	return 0
+}
+
+// waitParked polls /metrics until parkd_parked_requests is want; a scrape
+// asked for more than within after since that still shows another value
+// fails the test.
+func waitParked(t *testing.T, ts *testServer, want float64, since time.Time, within time.Duration) {
+	t.Helper()
+	for {
+		asked := time.Now()
+		v, ok := metricSum(t, scrape(t, ts), "parkd_parked_requests")
+		if !ok {
+			t.Fatalf("/metrics has no parkd_parked_requests")
+		}
+		if v == want {
+			return
+		}
+		if asked.Sub(since) > within {
+			t.Fatalf("parkd_parked_requests is %v %v after the event, want %v within %v", v, asked.Sub(since).Round(time.Millisecond), want, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -288,18 +288,13 @@ func parkOnce(t *testing.T, c *rawConn, id, timeout string) reply {
 		t.Errorf("park %s: %v", id, err)
 		return r
 	}
-	resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodGet})
+	sent := r.sent
+	r, err := readReply(c.br, http.MethodGet)
+	r.sent, r.elapsed = sent, time.Since(sent)
 	if err != nil {
-		t.Errorf("park %s: reading the answer: %v", id, err)
+		t.Errorf("park %s: reading the answer (%v): %v", id, r, err)
 		return r
 	}
-	r.body, err = io.ReadAll(resp.Body)
-	r.elapsed = time.Since(r.sent)
-	if err != nil {
-		t.Errorf("park %s: reading the body: %v", id, err)
-		return r
-	}
-	r.code, r.header = resp.StatusCode, resp.Header
 	checkAnswer(t, "park "+id, http.MethodGet, r)
 	if rest, err := io.ReadAll(c.br); len(rest) > 0 || err != nil {
 		t.Errorf("park %s: after the answer got %q, %v; want the connection closed with nothing more", id, rest, err)

@@ -4,12 +4,17 @@
 //
 //	parkd [flags] [port]
 //
-// See README.md and ../shared/spec/API.md.
+// See README.md and docs/API.md.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,4 +34,40 @@ func main() {
 		os.Exit(1)
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run is the whole program but for signal handling: it reads the
+// configuration, listens, serves until ctx is done and returns the exit
+// status.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	s, err := newServer(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer s.close()
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.addr, "err", err)
+		return 1
+	}
+	log.Info("parkd listening", "addr", ln.Addr().String(), "capacity", s.reg.Capacity(),
+		"open_file_limit", s.openFiles, "max_timeout", cfg.maxTimeout.String(), "grace", cfg.grace.String())
+	return s.serve(ctx, ln)
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -3,19 +3,20 @@ package main
 import (
 	"strconv"
 
-	"github.com/fasthttp/router"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/common/expfmt"
 	"github.com/puzpuzpuz/xsync/v4"
-	"github.com/valyala/fasthttp"
 
 	"github.com/parkd/parkd/registry"
 )
 
-// Outcome label values: the registry's four, and rejected for a park
-// refused because every place was taken.
-const outcomeRejected = "rejected"
+// Label values of parkd's own: the outcome of a park refused because every
+// place was taken (beside the registry's four), and the route of a request
+// that matched none.
+const (
+	outcomeRejected = "rejected"
+	routeUnmatched  = "unmatched"
+)
 
 // metrics belong to one server: a registry of their own, so that servers
 // side by side (tests) count apart. Counting is a few atomic adds; only a
@@ -26,6 +27,7 @@ type metrics struct {
 	lateness  prometheus.Histogram
 	requests  *prometheus.CounterVec
 	byRouteCd *xsync.Map[routeCode, prometheus.Counter] // resolved children of requests
+	parkRoute string                                    // the route label of parked answers
 }
 
 type routeCode struct {
@@ -33,10 +35,14 @@ type routeCode struct {
 	code  int
 }
 
-func newMetrics(reg *registry.Registry, draining func() bool, idle func() int) *metrics {
+// newMetrics counts for one server: reg's parked requests, whether it is
+// draining, its idle connections; parked answers are counted under
+// parkRoute, the route they were parked on.
+func newMetrics(reg *registry.Registry, draining func() bool, idle func() int, parkRoute string) *metrics {
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		outcomes: map[string]prometheus.Counter{},
+		parkRoute: parkRoute,
+		registry:  prometheus.NewRegistry(),
+		outcomes:  map[string]prometheus.Counter{},
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "parkd_answer_lateness_seconds",
 			Help:    "How long after its deadline a parked request's 200 answer left.",
@@ -97,28 +103,8 @@ func (m *metrics) answered(route string, code int) {
 	c.Inc()
 }
 
-// routeOf is the route template a request matched, never its raw path:
-// connIds must not become label values.
-func routeOf(ctx *fasthttp.RequestCtx) string {
-	if r, ok := ctx.UserValue(router.MatchedRoutePathParam).(string); ok {
-		return r
-	}
-	return "unmatched"
-}
-
-// serveMetrics is GET /metrics in the Prometheus text format.
-func (s *server) serveMetrics(ctx *fasthttp.RequestCtx) {
-	families, err := s.metrics.registry.Gather()
-	if err != nil {
-		s.log.Warn("gathering metrics", "err", err) // partial results are still served
-	}
-	format := expfmt.NewFormat(expfmt.TypeTextPlain)
-	ctx.SetContentType(string(format))
-	enc := expfmt.NewEncoder(ctx, format)
-	for _, f := range families {
-		if err := enc.Encode(f); err != nil {
-			s.writeError(ctx, err)
-			return
-		}
-	}
+// parkAnswered counts the answer of a parked request, written after its
+// handler returned.
+func (m *metrics) parkAnswered(code int) {
+	m.answered(m.parkRoute, code)
 }

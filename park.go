@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,13 +23,44 @@ import (
 // registry and hijacks the connection; fasthttp's worker goes back to its
 // pool; the connection's socket is detached from Go's poller (package
 // socket). What remains is a descriptor, a registry entry (its place in
-// the map and in the deadline order), a hang-up watch and this struct:
-// a few hundred bytes. When the registry
-// delivers the outcome, the answer is written from prepared bytes, and a
-// keep-alive connection waits for its next request in the same epoll set,
-// still without a goroutine, until fasthttp serves it again.
+// the map and in the deadline order), a hang-up watch and a parkedConn:
+// a few hundred bytes. When the registry delivers the outcome, the answer
+// is written from prepared bytes, and a keep-alive connection waits for
+// its next request in the same epoll set, still without a goroutine, until
+// fasthttp serves it again (keepalive.go).
 
-// parkedConn is one parked request between its park and its answer.
+// Bodies of the answers a parked request gets.
+const (
+	okBody           = `{"status":"ok"}`
+	killedBody       = `{"status":"killed"}`
+	shuttingDownBody = `{"status":"shutting down"}`
+)
+
+// parkedConn is one parked request, from its park to its settling. Its
+// states, and who moves it from one to the next:
+//
+//		parked ─▶ attached ─▶ decided ─▶ answered ─▶ settled ─▶ idle | closed | served again
+//
+//	  - parked: the handler (a fasthttp worker) has put its entry in the
+//	    registry and asked fasthttp to hijack the connection, and returns.
+//	  - attached: attach, on fasthttp's hijack goroutine, detaches the
+//	    socket and watches it for a hang-up. Should fasthttp close the
+//	    connection instead (it skips the hijack handler when it cannot clear
+//	    the connection's deadlines), connLost, on the goroutine closing it,
+//	    abandons the request.
+//	  - decided: the registry decides the one outcome and calls deliver, on
+//	    the goroutine that decided it: the deadline (the registry's wake
+//	    goroutines), a kill (the killer's handler), the client hanging up (a
+//	    goroutine hangUp starts, so that the poller's only goroutine never
+//	    runs this path and its log line), or shutdown (serve's goroutine). An
+//	    outcome decided before attach is kept for attach to answer.
+//	  - answered: answer writes the outcome's bytes without waiting for the
+//	    client (what the socket does not take at once is written on a
+//	    goroutine of its own, bounded by writeTimeout); a client that left
+//	    gets nothing.
+//	  - settled: settle accounts for the request (log line, outcome counter,
+//	    lateness) and then keeps the connection for its next request
+//	    (keepAlive), closes it, or hands it back to fasthttp.
 type parkedConn struct {
 	s          *server
 	entry      *registry.Entry // set before the hijack, read after it
@@ -34,9 +68,10 @@ type parkedConn struct {
 	closeAfter bool // the client asked to close after the answer
 
 	mu      sync.Mutex       // guards what follows
-	sock    *socket.Socket   // nil until the hijack handler runs
+	sock    *socket.Socket   // nil until attach runs
 	pending []byte           // bytes fasthttp had read past the request
 	outcome registry.Outcome // an outcome that came before the socket
+	lost    bool             // fasthttp closed the connection: attach never runs
 }
 
 // park is GET /api/request?connId=ID&timeout=SECONDS.
@@ -46,6 +81,7 @@ func (s *server) park(ctx *fasthttp.RequestCtx) {
 		s.writeError(ctx, err)
 		return
 	}
+	conn, _ := ctx.Conn().(*clientConn)
 	pc := &parkedConn{
 		s:          s,
 		http11:     ctx.Request.Header.IsHTTP11(),
@@ -66,6 +102,9 @@ func (s *server) park(ctx *fasthttp.RequestCtx) {
 		writeJSONString(ctx, fasthttp.StatusOK, okBody)
 	default:
 		pc.entry = e
+		if conn != nil {
+			conn.awaitHijack(pc)
+		}
 		ctx.HijackSetNoResponse(true)
 		ctx.Hijack(pc.attach)
 	}
@@ -80,8 +119,9 @@ func (pc *parkedConn) attach(c net.Conn) {
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		c = u.UnsafeConn()
 	}
-	if r, ok := c.(*resumedConn); ok { // its own pending bytes were just drained
-		c = r.Conn
+	if cc, ok := c.(*clientConn); ok { // its own pending bytes were just drained
+		cc.hijacked()
+		c = cc.Conn
 	}
 	sock := pc.s.sockets.Detach(c)
 	pc.mu.Lock()
@@ -99,12 +139,35 @@ func (pc *parkedConn) attach(c net.Conn) {
 	}
 }
 
-func (pc *parkedConn) hangUp(socket.Event) { pc.entry.Abandon() }
+// hangUp runs on the poller's goroutine, which must stay free for other
+// hang-ups and wake-ups: the abandon path, with its log line, runs on a
+// goroutine of its own, which ends with it.
+func (pc *parkedConn) hangUp(socket.Event) { go pc.entry.Abandon() }
+
+// connLost is called when fasthttp closes the connection without running
+// attach: the request is abandoned, or, if its outcome came first, settled
+// without an answer.
+func (pc *parkedConn) connLost() {
+	pc.mu.Lock()
+	pc.lost = true
+	o := pc.outcome
+	pc.mu.Unlock()
+	if o != 0 {
+		pc.settle(o, 0, nil, nil, true, nil)
+		return
+	}
+	pc.entry.Abandon()
+}
 
 // deliver is the registry's callback: the outcome is decided.
 func (pc *parkedConn) deliver(o registry.Outcome) {
 	pc.mu.Lock()
-	if pc.sock == nil { // still on its way to attach, which answers
+	switch {
+	case pc.lost: // no connection to answer on
+		pc.mu.Unlock()
+		pc.settle(o, 0, nil, nil, true, nil)
+		return
+	case pc.sock == nil: // still on its way to attach, which answers
 		pc.outcome = o
 		pc.mu.Unlock()
 		return
@@ -143,18 +206,19 @@ func (pc *parkedConn) answer(o registry.Outcome) {
 	pc.settle(o, code, sock, pending, closeAfter, err)
 }
 
-// settle ends a parked request once its answer is written, or failed:
-// its accounting, then the connection's next request or its close.
+// settle ends a parked request once its answer is written, or failed, or
+// there was none to write (code 0): its accounting, then the connection's
+// next request or its close.
 func (pc *parkedConn) settle(o registry.Outcome, code int, sock *socket.Socket, pending []byte, closeAfter bool, err error) {
 	s := pc.s
 	defer s.releaseWhenIdle()
 	defer s.responding.Add(-1)
 	e := pc.entry
 	s.finished(e.ConnID(), e.RemoteAddr(), o, e.Timeout(), e.Deadline(), time.Now())
-	if o == registry.Abandoned {
+	if code == 0 {
 		return
 	}
-	s.metrics.answered(parkRoute, code)
+	s.metrics.parkAnswered(code)
 	if err != nil || closeAfter {
 		sock.Close()
 		return
@@ -162,8 +226,66 @@ func (pc *parkedConn) settle(o registry.Outcome, code int, sock *socket.Socket, 
 	s.keepAlive(sock, pending)
 }
 
-// parkRoute is the route label of a parked request's answer.
-const parkRoute = "/api/request"
+// answerOf is what a parked request answers for its outcome.
+func answerOf(o registry.Outcome) (code int, body string) {
+	switch o {
+	case registry.OK:
+		return fasthttp.StatusOK, okBody
+	case registry.Killed:
+		return fasthttp.StatusInternalServerError, killedBody
+	default:
+		return fasthttp.StatusServiceUnavailable, shuttingDownBody
+	}
+}
+
+// finished accounts for a parked request's outcome: a log line, the
+// outcomes counter, and for a timeout that elapsed (a zero one aside, it
+// never waited), how late its answer left.
+func (s *server) finished(connID, remote string, o registry.Outcome, timeout time.Duration, deadline, answered time.Time) {
+	s.metrics.outcome(o.String())
+	if o == registry.OK && timeout > 0 {
+		s.metrics.lateness.Observe(answered.Sub(deadline).Seconds())
+	}
+	// The level is checked first: formatting the durations would otherwise
+	// cost every answer, also with -log-level warn.
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.Info("parked request finished", "connId", connID, "outcome", o.String(), "timeout", timeout.String(),
+			"duration", answered.Sub(deadline.Add(-timeout)).Round(time.Millisecond).String(), "remote", remote)
+	}
+}
+
+// refused answers a park the registry did not take, counting it and
+// adding what the client is told.
+func (s *server) refused(ctx *fasthttp.RequestCtx, err error, connID string) {
+	switch {
+	case errors.Is(err, registry.ErrDuplicate):
+		err = withMessage(err, "connId "+connID+" is already running")
+	case errors.Is(err, registry.ErrFull):
+		s.metrics.outcome(outcomeRejected)
+		err = withMessage(err, "all "+strconv.Itoa(s.reg.Capacity())+" places for parked requests are taken; retry later")
+	case errors.Is(err, registry.ErrShuttingDown):
+		s.metrics.outcome(registry.Shutdown.String())
+	}
+	s.writeError(ctx, err)
+}
+
+// releaseWhenIdle gives memory back to the OS once nothing has been parked
+// for a moment. A burst of parked requests leaves garbage that no
+// allocation will collect on an idle server until the runtime's forced GC
+// two minutes later; an operator watching RSS, or a load test checking
+// that the server returns to its baseline, should not wait that long. At
+// most one release is pending at a time.
+func (s *server) releaseWhenIdle() {
+	if s.reg.Len() != 0 || !s.releasing.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(idleRelease, func() {
+		s.releasing.Store(false)
+		if s.reg.Len() == 0 {
+			debug.FreeOSMemory()
+		}
+	})
+}
 
 // appendAnswer writes a complete HTTP response, framed as fasthttp frames
 // its own: an HTTP/1.1 status line, and Connection: keep-alive for an
@@ -229,92 +351,3 @@ func drainBuffered(c net.Conn) []byte {
 		}
 	}
 }
-
-// keepAlive keeps a connection after a parked answer. With a pipelined
-// request already read, fasthttp serves it at once. Otherwise the
-// connection waits in the epoll set, without a goroutine, until the client
-// sends its next request (fasthttp serves it), hangs up, or stays silent
-// for idleTimeout (parkd closes it).
-func (s *server) keepAlive(sock *socket.Socket, pending []byte) {
-	if len(pending) == 0 {
-		ic := &idleConn{s: s, sock: sock}
-		ic.timer = time.AfterFunc(idleTimeout, ic.expire)
-		s.idle.Store(ic, struct{}{})
-		err := sock.Watch(socket.Readable|socket.Hangup, ic.wake)
-		if err == nil || !ic.claim() {
-			return // waiting, or already woken or expired
-		}
-		ic.timer.Stop()
-		s.idle.Delete(ic)
-	}
-	s.serveAgain(sock, pending)
-}
-
-// serveAgain hands a connection back to fasthttp.
-func (s *server) serveAgain(sock *socket.Socket, pending []byte) {
-	c, err := sock.Conn()
-	if err != nil {
-		sock.Close()
-		return
-	}
-	if len(pending) > 0 {
-		c = &resumedConn{Conn: c, pending: pending}
-	}
-	// ServeConn returns when the connection closes; it closes it itself.
-	go s.http.ServeConn(c) //nolint:errcheck // connection errors are the client's
-}
-
-// idleConn is a keep-alive connection waiting for its next request after
-// a parked answer. Whichever comes first — the client speaking or leaving,
-// the idle timeout, or shutdown — claims it.
-type idleConn struct {
-	s       *server
-	sock    *socket.Socket
-	timer   *time.Timer
-	claimed atomic.Bool
-}
-
-func (ic *idleConn) claim() bool { return ic.claimed.CompareAndSwap(false, true) }
-
-// wake runs on the poller's goroutine: the client sent bytes or left.
-func (ic *idleConn) wake(socket.Event) {
-	if !ic.claim() {
-		return
-	}
-	ic.timer.Stop()
-	ic.s.idle.Delete(ic)
-	if ic.sock.PeekClosed() {
-		ic.sock.Close()
-		return
-	}
-	ic.s.serveAgain(ic.sock, nil)
-}
-
-// expire closes the connection: its idle time ran out, or shutdown (whose
-// call leaves the timer to fire into a claimed idleConn).
-func (ic *idleConn) expire() {
-	if !ic.claim() {
-		return
-	}
-	ic.s.idle.Delete(ic)
-	ic.sock.Close()
-}
-
-// resumedConn hands fasthttp a connection together with the bytes it had
-// read ahead before the hijack, so a pipelined request is not lost.
-type resumedConn struct {
-	net.Conn
-	pending []byte
-}
-
-func (c *resumedConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// NetConn lets the socket package reach the descriptor.
-func (c *resumedConn) NetConn() net.Conn { return c.Conn }

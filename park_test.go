@@ -3,6 +3,8 @@ package main
 // Section 1 of the contract: GET /api/request?connId=ID&timeout=SECONDS.
 
 import (
+	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -294,3 +296,49 @@ func TestParkAtCapacity(t *testing.T) {
 	wantBody(t, "cap-c", await(t, "cap-c", c), http.StatusInternalServerError, bodyKilled)
 	wantBody(t, "park once empty", ts.park(t, "cap-d", "0.05"), http.StatusOK, bodyOK)
 }
+
+// fasthttp skips the hijack handler, and closes the connection, when it
+// cannot clear the connection's deadlines. A request parked on it then gets
+// exactly one outcome all the same (abandoned, or ok if its deadline came
+// first), is not listed, and nothing waits for its answer.
+func TestParkWhenTheHijackIsSkipped(t *testing.T) {
+	t.Parallel()
+	ts := startServerWrapped(t, testConfig(), func(ln net.Listener) net.Listener { return noDeadlineListener{ln} })
+	for _, timeout := range []string{"30", "0.001"} {
+		c := dialRaw(t, ts.addr)
+		c.send(t, getRequest(parkPath("skipped-"+timeout, timeout)))
+		if err := c.closedWithNothing(time.Now().Add(waitBound)); err != nil {
+			t.Errorf("park of %s s whose hijack was skipped: %v", timeout, err)
+		}
+	}
+	waitParked(t, ts, 0, time.Now(), waitBound)
+	if es := ts.status(t); len(es) != 0 {
+		t.Errorf("serverStatus lists %v, want {}", es)
+	}
+	text := scrape(t, ts)
+	if n, _ := metricSum(t, text, "parkd_outcomes_total"); n != 2 {
+		t.Errorf("parkd_outcomes_total adds up to %v, want 2:\n%s", n, text)
+	}
+	if n, _ := metricSum(t, text, "parkd_outcomes_total", "outcome", "abandoned"); n < 1 {
+		t.Errorf("parkd_outcomes_total{outcome=\"abandoned\"} = %v, want at least the 30 s park", n)
+	}
+	if n := ts.s.responding.Load(); n != 0 {
+		t.Errorf("%d answers still awaited, want none", n)
+	}
+}
+
+// noDeadlineListener's connections cannot set both deadlines at once, as
+// fasthttp does before it hands a connection to a hijack handler.
+type noDeadlineListener struct{ net.Listener }
+
+func (l noDeadlineListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return noDeadlineConn{c}, nil
+}
+
+type noDeadlineConn struct{ net.Conn }
+
+func (noDeadlineConn) SetDeadline(time.Time) error { return errors.New("deadlines cannot be set") }

@@ -4,8 +4,10 @@ package main
 // too slow, not HTTP): all answer JSON errors.
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -161,7 +163,7 @@ func TestKillBodyLimit(t *testing.T) {
 	} {
 		c := dialRaw(t, ts.addr)
 		c.send(t, tt.request)
-		_, r := c.read(t, http.MethodPut)
+		r := c.read(t, http.MethodPut)
 		wantError(t, "kill with "+tt.name, r, http.StatusRequestEntityTooLarge, "error")
 	}
 	chunked := func(s string) io.Reader { return struct{ io.Reader }{strings.NewReader(s)} } // length unknown: sent chunked
@@ -180,6 +182,79 @@ func TestKillBodyLimit(t *testing.T) {
 	}
 }
 
+// 300 kill bodies over the limit — 5 KB and 1 MiB, declared and chunked,
+// some written slowly — each sent whole before its client reads: every
+// client reads its 413 and then the close. The server answers before it
+// has read the body; were it to close then, the bytes it had not read
+// would turn its close into a reset, which can reach the client before
+// the answer does (a broken pipe instead of a 413). Its close lingers
+// instead: it reads and drops the rest first.
+func TestOversizedKillBodiesGetTheir413(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, testConfig())
+	type client struct {
+		size    int
+		chunked bool
+		slow    bool
+	}
+	var clients []client
+	for i := range 300 {
+		clients = append(clients, client{size: []int{5000, 1 << 20}[i%2], chunked: i/2%2 == 1, slow: i/4%2 == 1})
+	}
+	each(len(clients), 32, func(i int) {
+		cl := clients[i]
+		what := fmt.Sprintf("client %d (%d bytes, chunked %v, slow %v)", i, cl.size, cl.chunked, cl.slow)
+		c, err := net.DialTimeout("tcp", ts.addr, waitBound)
+		if err != nil {
+			t.Errorf("%s: dial: %v", what, err)
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * waitBound))
+		body := `{"connId":"big-` + strconv.Itoa(i) + `"` + strings.Repeat(" ", cl.size)[:cl.size-len(`{"connId":"big-`+strconv.Itoa(i)+`"}`)] + "}"
+		head := "PUT /api/kill HTTP/1.1\r\nHost: parkd\r\nContent-Type: application/json\r\n"
+		piece, pause := len(body), time.Duration(0)
+		if cl.slow {
+			piece, pause = max(100, cl.size/16), 10*time.Millisecond
+		}
+		var wire []string
+		if cl.chunked {
+			wire = append(wire, head+"Transfer-Encoding: chunked\r\n\r\n")
+			for rest := body; len(rest) > 0; {
+				n := min(piece, len(rest))
+				wire = append(wire, fmt.Sprintf("%x\r\n%s\r\n", n, rest[:n]))
+				rest = rest[n:]
+			}
+			wire = append(wire, "0\r\n\r\n")
+		} else {
+			wire = append(wire, head+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+			for rest := body; len(rest) > 0; {
+				n := min(piece, len(rest))
+				wire = append(wire, rest[:n])
+				rest = rest[n:]
+			}
+		}
+		for _, w := range wire {
+			if _, err := io.WriteString(c, w); err != nil {
+				t.Errorf("%s: sending the request: %v", what, err)
+				return
+			}
+			time.Sleep(pause)
+		}
+		rc := &rawConn{c, bufio.NewReader(c)}
+		r, err := readReply(rc.br, http.MethodPut)
+		if err != nil {
+			t.Errorf("%s: reading the answer: %v", what, err)
+			return
+		}
+		checkAnswer(t, what, http.MethodPut, r)
+		wantError(t, what, r, http.StatusRequestEntityTooLarge, "error")
+		if err := rc.closedWithNothing(time.Now().Add(waitBound)); err != nil {
+			t.Errorf("%s: after the 413: %v", what, err)
+		}
+	})
+}
+
 // Request line and headers over 8 KiB answer 431 with a JSON body;
 // somewhat under that is served.
 func TestHeaderTooLarge(t *testing.T) {
@@ -195,7 +270,7 @@ func TestHeaderTooLarge(t *testing.T) {
 	} {
 		c := dialRaw(t, ts.addr)
 		c.send(t, getRequest("/api/serverStatus", "X-Pad: "+strings.Repeat("p", tt.pad)+"\r\n"))
-		_, r := c.read(t, http.MethodGet)
+		r := c.read(t, http.MethodGet)
 		if tt.code == http.StatusOK {
 			wantBody(t, "a 6000-byte header", r, http.StatusOK, `{}`)
 			continue
@@ -205,7 +280,7 @@ func TestHeaderTooLarge(t *testing.T) {
 	// A request line alone over the limit.
 	c := dialRaw(t, ts.addr)
 	c.send(t, getRequest(parkPath(strings.Repeat("u", 9000), "0")))
-	_, r := c.read(t, http.MethodGet)
+	r := c.read(t, http.MethodGet)
 	wantError(t, "a 9000-byte URL", r, http.StatusRequestHeaderFieldsTooLarge, "error")
 }
 
@@ -222,14 +297,14 @@ func TestUnreadableRequests(t *testing.T) {
 	} {
 		c := dialRaw(t, ts.addr)
 		c.send(t, raw)
-		_, r := c.read(t, http.MethodGet)
+		r := c.read(t, http.MethodGet)
 		wantError(t, "unreadable "+clip([]byte(raw)), r, http.StatusBadRequest, "error")
 		c.expectEOF(t)
 	}
 	// Half a request line, then nothing: cut off after ReadTimeout.
 	c := dialRaw(t, ts.addr)
 	c.send(t, "GET /api/serverStatus HT")
-	_, r := c.read(t, http.MethodGet)
+	r := c.read(t, http.MethodGet)
 	wantError(t, "stalled request", r, http.StatusRequestTimeout, "error")
 	c.expectEOF(t)
 }
@@ -241,9 +316,9 @@ func TestParkOutlivesReadTimeout(t *testing.T) {
 	ts := startServer(t, testConfig(), func(s *server) { s.http.ReadTimeout = 100 * time.Millisecond })
 	c := dialRaw(t, ts.addr)
 	c.send(t, getRequest(parkPath("rt", "0.4")))
-	_, r := c.read(t, http.MethodGet)
+	r := c.read(t, http.MethodGet)
 	wantBody(t, "park longer than ReadTimeout", r, http.StatusOK, bodyOK)
 	c.send(t, getRequest("/api/serverStatus"))
-	_, r = c.read(t, http.MethodGet)
+	r = c.read(t, http.MethodGet)
 	wantBody(t, "next request on the connection", r, http.StatusOK, `{}`)
 }

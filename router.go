@@ -3,13 +3,38 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 )
 
-// routes lists every route parkd answers.
+// routePark is the path parked requests come in on; their answers, written
+// after the handler returned, are counted under it.
+const routePark = "/api/request"
+
+// routes lists every route parkd answers; docs/API.md describes them.
 func (s *server) routes() fasthttp.RequestHandler {
+	table := []struct {
+		method, path string
+		handle       fasthttp.RequestHandler
+	}{
+		// The seed's API, sections 1-3 of docs/API.md.
+		{fasthttp.MethodGet, routePark, s.park},
+		{fasthttp.MethodGet, "/api/serverStatus", s.serverStatus},
+		{fasthttp.MethodPut, "/api/kill", s.kill},
+
+		// parkd's own, section 4.
+		{fasthttp.MethodGet, "/healthz", s.healthz},
+		{fasthttp.MethodGet, "/readyz", s.readyz},
+		{fasthttp.MethodGet, "/metrics", s.serveMetrics},
+		{fasthttp.MethodGet, "/api/requests", s.listRequests},
+		{fasthttp.MethodGet, "/api/requests/{connId}", s.getRequest},
+		{fasthttp.MethodDelete, "/api/requests/{connId}", s.deleteRequest},
+		{fasthttp.MethodGet, "/openapi.yaml", s.openAPI},
+	}
+
 	r := router.New()
 	// Unknown paths get a JSON 404, never a redirect.
 	r.RedirectTrailingSlash = false
@@ -17,23 +42,18 @@ func (s *server) routes() fasthttp.RequestHandler {
 	// OPTIONS is a method like any other: 405 where the route exists.
 	r.HandleOPTIONS = false
 	r.HandleMethodNotAllowed = true
-	r.NotFound = s.notFound
 	r.MethodNotAllowed = s.methodNotAllowed
 	r.PanicHandler = s.panicked
 	r.SaveMatchedRoutePath = true // the route label of parkd_http_requests_total
-
-	// The seed's API, sections 1-3 of the contract.
-	r.GET("/api/request", s.park)
-	r.GET("/api/serverStatus", s.serverStatus)
-	r.PUT("/api/kill", s.kill)
-
-	// parkd's own, section 4.
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
-	r.GET("/metrics", s.serveMetrics)
-	r.GET("/api/requests", s.listRequests)
-	r.GET("/api/requests/{connId}", s.getRequest)
-	r.DELETE("/api/requests/{connId}", s.deleteRequest)
+	var paths []string
+	for _, rt := range table {
+		r.Handle(rt.method, rt.path, rt.handle)
+		if !slices.Contains(paths, rt.path) {
+			paths = append(paths, rt.path)
+		}
+	}
+	known := strings.Join(paths, ", ")
+	r.NotFound = func(ctx *fasthttp.RequestCtx) { s.notFound(ctx, known) }
 	return s.counted(r.Handler)
 }
 
@@ -49,9 +69,19 @@ func (s *server) counted(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	}
 }
 
-func (s *server) notFound(ctx *fasthttp.RequestCtx) {
+// routeOf is the route template a request matched, never its raw path:
+// connIds must not become label values.
+func routeOf(ctx *fasthttp.RequestCtx) string {
+	if r, ok := ctx.UserValue(router.MatchedRoutePathParam).(string); ok {
+		return r
+	}
+	return routeUnmatched
+}
+
+// notFound answers a path no route has; known lists the paths there are.
+func (s *server) notFound(ctx *fasthttp.RequestCtx, known string) {
 	s.writeError(ctx, withMessage(errRouteNotFound,
-		"no route "+string(ctx.Method())+" "+string(ctx.Path())+"; see /api/request, /api/serverStatus, /api/kill, /api/requests"))
+		"no route "+string(ctx.Method())+" "+string(ctx.Path())+"; the routes are "+known))
 }
 
 // methodNotAllowed runs with Allow already set by the router, which lists
@@ -74,5 +104,4 @@ func (s *server) methodNotAllowed(ctx *fasthttp.RequestCtx) {
 func (s *server) panicked(ctx *fasthttp.RequestCtx, v any) {
 	ctx.ResetBody()
 	s.writeError(ctx, fmt.Errorf("handler panicked: %v", v)) // logged there, not shown
-
 }

@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,57 +17,28 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// fasthttp settings; README.md says why each has its value.
-const (
-	// readTimeout bounds reading one request (a client that sends half a
-	// request line and stalls is cut off) and, on a new connection, the
-	// wait for its first byte.
-	readTimeout = 10 * time.Second
-	// idleTimeout bounds the wait for the next request on a keep-alive
-	// connection.
-	idleTimeout = 2 * time.Minute
-	// writeTimeout bounds writing one answer to a client that reads nothing.
-	writeTimeout = 10 * time.Second
-	// readBufferSize is the most a request line plus headers may take.
-	readBufferSize = 8 << 10
-	// maxBodySize is the contract's limit on a kill body; parkd's other
-	// routes take none.
-	maxBodySize = 4 << 10
-	// idleRelease is how long nothing must be parked before memory goes
-	// back to the OS (releaseWhenIdle).
-	idleRelease = 2 * time.Second
-	// afterDrainTimeout bounds closing keep-alive connections once nothing
-	// is parked any more. fasthttp counts a connection it has served for
-	// under 5 s as busy, so those take the whole of it.
-	afterDrainTimeout = 500 * time.Millisecond
-)
-
-// reservedFiles is what the default capacity leaves of the open-file limit
-// for everything but parked requests: status, kill, health and metrics
-// connections, the listener, logs.
-func reservedFiles(limit int) int {
-	return max(64, limit/20)
-}
-
 // server is one parkd instance: its registry, its hang-up watcher and its
 // fasthttp server. Several can run in one process.
 type server struct {
 	log        *slog.Logger
-	reg        *registry.Registry
-	sockets    *socket.Poller
+	reg        *registry.Registry              // the parked requests; decides each one's outcome
+	sockets    *socket.Poller                  // parked and idle sockets, outside Go's poller
 	idle       *xsync.Map[*idleConn, struct{}] // keep-alive connections waiting after a parked answer
-	maxTimeout time.Duration
-	grace      time.Duration
-	http       *fasthttp.Server
+	maxTimeout time.Duration                   // the largest timeout a park may ask for
+	grace      time.Duration                   // how long shutdown lets parked requests run
+	openFiles  int                             // the open-file limit, read once at the start
+	http       *fasthttp.Server                // serves every connection that is not parked or idle
 	metrics    *metrics
-	draining   atomic.Bool
+	draining   atomic.Bool  // shutdown has begun: readyz says 503, answers close
 	responding atomic.Int64 // parked requests between Park and the end of their answer
 	releasing  atomic.Bool  // a memory release is scheduled (releaseWhenIdle)
 	dates      dateCache    // the Date header of parked answers
-	listings   sync.Pool    // *listing
+	listings   sync.Pool    // *listing: scratch space of serverStatus and the resource API
 }
 
-// newServer builds a server from cfg; close releases what it holds.
+// newServer builds a server from cfg; close releases what it holds. It
+// reads the open-file limit, which bounds connections and, by default,
+// the capacity.
 func newServer(cfg config, log *slog.Logger) (*server, error) {
 	files, err := openFileLimit()
 	if err != nil {
@@ -91,8 +59,9 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		idle:       xsync.NewMap[*idleConn, struct{}](),
 		maxTimeout: cfg.maxTimeout,
 		grace:      cfg.grace,
+		openFiles:  files,
 	}
-	s.metrics = newMetrics(s.reg, s.draining.Load, s.idle.Size)
+	s.metrics = newMetrics(s.reg, s.draining.Load, s.idle.Size, routePark)
 	s.http = &fasthttp.Server{
 		Handler:      s.routes(),
 		ErrorHandler: s.requestError,
@@ -141,18 +110,17 @@ func (s *server) serve(ctx context.Context, ln net.Listener) int {
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down", "parked", s.reg.Len(), "grace", s.grace.String())
+	// Draining and the registry's sweep come before anything else, so that
+	// from the moment readyz says 503 no new park is taken.
 	s.draining.Store(true)
+	s.reg.Shutdown(s.grace)
 	if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("closing the listener", "err", err)
 	}
 	<-served
-	s.reg.Shutdown(s.grace)
 	<-s.reg.Drained()
 	s.awaitAnswers()
-	s.idle.Range(func(ic *idleConn, _ struct{}) bool {
-		ic.expire()
-		return true
-	})
+	s.closeIdle()
 	// Nothing is parked; close idle keep-alive connections and give busy
 	// ones a moment to finish their answer.
 	shutCtx, cancel := context.WithTimeout(context.Background(), afterDrainTimeout)
@@ -174,61 +142,6 @@ func (s *server) awaitAnswers() {
 	for s.responding.Load() > 0 && time.Now().Before(limit) {
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// releaseWhenIdle gives memory back to the OS once nothing has been parked
-// for a moment. A burst of parked requests leaves garbage that no
-// allocation will collect on an idle server until the runtime's forced GC
-// two minutes later; an operator watching RSS, or a load test checking
-// that the server returns to its baseline, should not wait that long. At
-// most one release is pending at a time.
-func (s *server) releaseWhenIdle() {
-	if s.reg.Len() != 0 || !s.releasing.CompareAndSwap(false, true) {
-		return
-	}
-	time.AfterFunc(idleRelease, func() {
-		s.releasing.Store(false)
-		if s.reg.Len() == 0 {
-			debug.FreeOSMemory()
-		}
-	})
-}
-
-// run is the whole program but for signal handling: it reads the
-// configuration, listens, serves until ctx is done and returns the exit
-// status.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := parseConfig(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
-	}
-	log := newLogger(cfg, stderr)
-	s, err := newServer(cfg, log)
-	if err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
-	}
-	defer s.close()
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		log.Error("cannot listen", "addr", cfg.addr, "err", err)
-		return 1
-	}
-	files, _ := openFileLimit()
-	log.Info("parkd listening", "addr", ln.Addr().String(), "capacity", s.reg.Capacity(),
-		"open_file_limit", files, "max_timeout", cfg.maxTimeout.String(), "grace", cfg.grace.String())
-	return s.serve(ctx, ln)
-}
-
-func newLogger(cfg config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.logLevel}
-	if cfg.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // fasthttpLogger sends fasthttp's own messages to slog: a connection

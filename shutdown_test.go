@@ -23,7 +23,7 @@ func TestShutdownGrace(t *testing.T) {
 
 	open := dialRaw(t, ts.addr) // a keep-alive connection from before the shutdown
 	open.send(t, getRequest("/healthz"))
-	if _, r := open.read(t, http.MethodGet); r.code != http.StatusOK {
+	if r := open.read(t, http.MethodGet); r.code != http.StatusOK {
 		t.Fatalf("healthz: %v", r)
 	}
 	within := dialRaw(t, ts.addr)
@@ -36,14 +36,14 @@ func TestShutdownGrace(t *testing.T) {
 	ts.waitListed(t, "within", "killed", "beyond")
 
 	ts.cancel()
-	_, r := beyond.read(t, http.MethodGet) // bounded by waitBound, far before its 30 s
+	r := beyond.read(t, http.MethodGet) // bounded by waitBound, far before its 30 s
 	wantBody(t, "request due after the grace", r, http.StatusServiceUnavailable, bodyShuttingDown)
 
 	// The drain has begun; the open connection is still served.
 	ask := func(request string) reply {
 		t.Helper()
 		open.send(t, request)
-		_, r := open.read(t, http.MethodGet)
+		r := open.read(t, http.MethodGet)
 		return r
 	}
 	wantError(t, "readyz while draining", ask(getRequest("/readyz")), http.StatusServiceUnavailable, "shutting down")
@@ -54,7 +54,7 @@ func TestShutdownGrace(t *testing.T) {
 	}
 	wantBody(t, "new park while draining", ask(getRequest(parkPath("new", "0.05"))), http.StatusServiceUnavailable, bodyShuttingDown)
 	wantBody(t, "kill while draining", ask("PUT /api/kill?connId=killed HTTP/1.1\r\nHost: parkd\r\nContent-Length: 0\r\n\r\n"), http.StatusOK, bodyOK)
-	_, r = killed.read(t, http.MethodGet)
+	r = killed.read(t, http.MethodGet)
 	wantBody(t, "request killed while draining", r, http.StatusInternalServerError, bodyKilled)
 	wantBody(t, "healthz while draining", ask(getRequest("/healthz")), http.StatusOK, bodyOK)
 	select {
@@ -69,14 +69,14 @@ func TestShutdownGrace(t *testing.T) {
 		rc := &rawConn{c, nil}
 		rc.br = bufio.NewReader(c)
 		rc.send(t, getRequest("/api/serverStatus"))
-		_, r := rc.read(t, http.MethodGet)
+		r := rc.read(t, http.MethodGet)
 		if es, _ := orderedStrings(r.body); len(es) > 0 && es[0].id == "within" {
 			t.Errorf("a new connection was accepted while draining")
 		}
 		c.Close()
 	}
 
-	_, r = within.read(t, http.MethodGet)
+	r = within.read(t, http.MethodGet)
 	wantBody(t, "request due within the grace", r, http.StatusOK, bodyOK)
 	if d := time.Since(withinSent); d < 2500*time.Millisecond {
 		t.Errorf("request due within the grace answered after %v, want no earlier than its 2.5s", d)
@@ -97,7 +97,7 @@ func TestShutdownIdle(t *testing.T) {
 	ts := startServer(t, cfg)
 	c := dialRaw(t, ts.addr)
 	c.send(t, getRequest("/api/serverStatus"))
-	if _, r := c.read(t, http.MethodGet); r.code != http.StatusOK {
+	if r := c.read(t, http.MethodGet); r.code != http.StatusOK {
 		t.Fatalf("serverStatus: %v", r)
 	}
 	ts.cancel()
@@ -141,7 +141,7 @@ func TestShutdownRefusesZeroTimeoutPark(t *testing.T) {
 	end := time.Now().Add(waitBound)
 	for { // until the drain has begun
 		open.send(t, getRequest("/readyz"))
-		if _, r := open.read(t, http.MethodGet); r.code == http.StatusServiceUnavailable {
+		if r := open.read(t, http.MethodGet); r.code == http.StatusServiceUnavailable {
 			break
 		}
 		if time.Now().After(end) {
@@ -151,9 +151,9 @@ func TestShutdownRefusesZeroTimeoutPark(t *testing.T) {
 	}
 	for _, timeout := range []string{"0.001", "0"} {
 		open.send(t, getRequest(parkPath("new", timeout)))
-		_, r := open.read(t, http.MethodGet)
+		r := open.read(t, http.MethodGet)
 		wantBody(t, "park timeout="+timeout+" while draining", r, http.StatusServiceUnavailable, bodyShuttingDown)
 	}
-	_, r := parked.read(t, http.MethodGet)
+	r := parked.read(t, http.MethodGet)
 	wantBody(t, "request within the grace", r, http.StatusOK, bodyOK)
 }

@@ -257,7 +257,7 @@ func TestRequestsResource(t *testing.T) {
 	if d.code != http.StatusNoContent || len(d.body) != 0 {
 		t.Errorf("DELETE /api/requests/r%%201: %v, want 204 and no body", d)
 	}
-	_, killed := c.read(t, http.MethodGet)
+	killed := c.read(t, http.MethodGet)
 	wantBody(t, "deleted request", killed, http.StatusInternalServerError, bodyKilled)
 	wantError(t, "GET deleted", ts.get(t, "/api/requests/r%201"), http.StatusNotFound, "not found")
 	wantError(t, "DELETE deleted", ts.do(t, http.MethodDelete, "/api/requests/r%201", nil), http.StatusNotFound, "not found")

@@ -1,4 +1,4 @@
-// k6 load test for parkd (or any server implementing shared/spec/API.md).
+// k6 load test for parkd (or any server implementing the API of docs/API.md).
 //
 // Run:
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 loadtest/k6.js

@@ -173,9 +173,9 @@ func runChild(stdin io.Reader, stdout io.Writer) error {
 }
 
 // executable is the binary children run.
-func executable(cfg *Config) (string, error) {
-	if cfg.ChildExe != "" {
-		return cfg.ChildExe, nil
+func executable(cfg *config) (string, error) {
+	if cfg.childExe != "" {
+		return cfg.childExe, nil
 	}
 	return os.Executable()
 }

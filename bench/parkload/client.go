@@ -67,19 +67,19 @@ func (k *kaConn) try(ctx context.Context, req []byte, maxBody int) (ex exchange,
 	_ = c.SetDeadline(time.Now().Add(ioTimeout))
 	ex.sent = time.Now()
 	if _, err = c.Write(req); err != nil {
-		k.Close()
+		k.close()
 		return ex, reused, err
 	}
 	ex.resp, err = readResponse(k.br, 256<<20)
 	ex.done = time.Now()
 	if err != nil || ex.resp.close {
-		k.Close()
+		k.close()
 	}
 	return ex, reused, err
 }
 
-// Close drops the connection; the next request dials a new one.
-func (k *kaConn) Close() {
+// close drops the connection; the next request dials a new one.
+func (k *kaConn) close() {
 	if k.conn != nil {
 		k.conn.Close()
 		k.conn, k.br = nil, nil

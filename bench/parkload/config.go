@@ -13,53 +13,53 @@ import (
 	"time"
 )
 
-// Config describes one run. Run takes it whole, so tests drive the tool without a
+// config describes one run. runPhases takes it whole, so tests drive the tool without a
 // subprocess and the flags are only a thin layer over it.
-type Config struct {
-	URL                string
-	Phases             Phases
-	N                  int
-	Timeout            time.Duration // base timeout of a parked request
-	Spread             time.Duration // timeouts are drawn from [Timeout, Timeout+Spread]
-	SameDeadline       bool          // every parked request ends at phase start + Timeout + Spread
-	Sources            int           // local addresses 127.0.0.1 … 127.0.0.Sources
-	DialConcurrency    int
-	DialTimeout        time.Duration
-	MaxDuration        time.Duration
-	PID                int // server process whose VmRSS is read; 0 = none
-	StatusSamples      int
-	Kills              int
-	KillMinRemaining   time.Duration
-	ThroughputDuration time.Duration
-	ThroughputConns    int
-	SoakDuration       time.Duration // actions of the churn soak are started for this long
-	SoakClients        int
-	Metrics            bool
-	Settle             time.Duration // wait before the final RSS and /metrics readings
-	ParkSettle         time.Duration // longest wait for serverStatus to list the parked requests
-	Seed               uint64        // 0 = random
-	SamplesOut         string        // CSV file for one row per parked request; "" = none
+type config struct {
+	url                string
+	phases             phaseSet
+	n                  int
+	timeout            time.Duration // base timeout of a parked request
+	spread             time.Duration // timeouts are drawn from [timeout, timeout+spread]
+	sameDeadline       bool          // every parked request ends at phase start + timeout + spread
+	sources            int           // local addresses 127.0.0.1 … 127.0.0.sources
+	dialConcurrency    int
+	dialTimeout        time.Duration
+	maxDuration        time.Duration
+	pid                int // server process whose VmRSS is read; 0 = none
+	statusSamples      int
+	kills              int
+	killMinRemaining   time.Duration
+	throughputDuration time.Duration
+	throughputConns    int
+	soakDuration       time.Duration // actions of the churn soak are started for this long
+	soakClients        int
+	metrics            bool
+	settle             time.Duration // wait before the final RSS and /metrics readings
+	parkSettle         time.Duration // longest wait for serverStatus to list the parked requests
+	seed               uint64        // 0 = random
+	samplesOut         string        // CSV file for one row per parked request; "" = none
 
-	// PerProcessCap forces the parked connections of one process below the
-	// open-file limit, so tests can exercise the child-process split with small N.
-	PerProcessCap int
-	// ChildExe is the binary re-executed as a child; empty means os.Executable().
-	ChildExe string
-	// Log receives progress lines; nil means none.
-	Log io.Writer
+	// perProcessCap forces the parked connections of one process below the
+	// open-file limit, so tests can exercise the child-process split with small n.
+	perProcessCap int
+	// childExe is the binary re-executed as a child; empty means os.Executable().
+	childExe string
+	// log receives progress lines; nil means none.
+	log io.Writer
 }
 
-// Phases selects which parts of a run happen.
-type Phases struct {
-	Park, Status, Kill, Throughput, Soak bool
+// phaseSet selects which parts of a run happen.
+type phaseSet struct {
+	park, status, kill, throughput, soak bool
 }
 
-func (p Phases) String() string {
+func (p phaseSet) String() string {
 	var names []string
 	for _, ph := range []struct {
 		on   bool
 		name string
-	}{{p.Park, "park"}, {p.Status, "status"}, {p.Kill, "kill"}, {p.Throughput, "throughput"}, {p.Soak, "soak"}} {
+	}{{p.park, "park"}, {p.status, "status"}, {p.kill, "kill"}, {p.throughput, "throughput"}, {p.soak, "soak"}} {
 		if ph.on {
 			names = append(names, ph.name)
 		}
@@ -67,87 +67,87 @@ func (p Phases) String() string {
 	return strings.Join(names, ",")
 }
 
-// ParsePhases reads a comma-separated list such as "park,status,kill,throughput" or "soak".
-func ParsePhases(s string) (Phases, error) {
-	var p Phases
+// parsePhases reads a comma-separated list such as "park,status,kill,throughput" or "soak".
+func parsePhases(s string) (phaseSet, error) {
+	var p phaseSet
 	for _, f := range strings.Split(s, ",") {
 		switch strings.TrimSpace(strings.ToLower(f)) {
 		case "park":
-			p.Park = true
+			p.park = true
 		case "status":
-			p.Status = true
+			p.status = true
 		case "kill":
-			p.Kill = true
+			p.kill = true
 		case "throughput":
-			p.Throughput = true
+			p.throughput = true
 		case "soak":
-			p.Soak = true
+			p.soak = true
 		case "":
 		default:
-			return Phases{}, fmt.Errorf("unknown phase %q (known: park, status, kill, throughput, soak)", f)
+			return phaseSet{}, fmt.Errorf("unknown phase %q (known: park, status, kill, throughput, soak)", f)
 		}
 	}
 	return p, nil
 }
 
-// DefaultConfig holds the defaults of the command-line flags.
-func DefaultConfig() Config {
-	return Config{
-		URL:                "http://127.0.0.1:8080",
-		Phases:             Phases{Park: true, Status: true, Kill: true, Throughput: true},
-		N:                  1000,
-		Timeout:            2 * time.Second,
-		Spread:             10 * time.Second,
-		Sources:            4,
-		DialConcurrency:    200,
-		DialTimeout:        10 * time.Second,
-		MaxDuration:        5 * time.Minute,
-		StatusSamples:      20,
-		Kills:              200,
-		KillMinRemaining:   3 * time.Second,
-		ThroughputDuration: 10 * time.Second,
-		ThroughputConns:    32,
-		SoakDuration:       time.Minute,
-		SoakClients:        300,
-		Settle:             2 * time.Second,
-		ParkSettle:         time.Second,
+// defaultConfig holds the defaults of the command-line flags.
+func defaultConfig() config {
+	return config{
+		url:                "http://127.0.0.1:8080",
+		phases:             phaseSet{park: true, status: true, kill: true, throughput: true},
+		n:                  1000,
+		timeout:            2 * time.Second,
+		spread:             10 * time.Second,
+		sources:            4,
+		dialConcurrency:    200,
+		dialTimeout:        10 * time.Second,
+		maxDuration:        5 * time.Minute,
+		statusSamples:      20,
+		kills:              200,
+		killMinRemaining:   3 * time.Second,
+		throughputDuration: 10 * time.Second,
+		throughputConns:    32,
+		soakDuration:       time.Minute,
+		soakClients:        300,
+		settle:             2 * time.Second,
+		parkSettle:         time.Second,
 	}
 }
 
 // maxTimeout is parkd's default maximum; larger timeouts would only measure 400s.
 const maxTimeout = time.Hour
 
-func (c *Config) validate() error {
+func (c *config) validate() error {
 	switch {
-	case c.N < 1 && c.Phases.Park:
+	case c.n < 1 && c.phases.park:
 		return errors.New("-n must be at least 1")
-	case c.Timeout < 0 || c.Spread < 0:
+	case c.timeout < 0 || c.spread < 0:
 		return errors.New("-timeout and -spread must not be negative")
-	case c.Timeout+c.Spread > maxTimeout:
+	case c.timeout+c.spread > maxTimeout:
 		return errors.New("-timeout plus -spread must not exceed 1h")
-	case c.Sources < 1 || c.Sources > 254:
+	case c.sources < 1 || c.sources > 254:
 		return errors.New("-sources must be between 1 and 254")
-	case c.DialConcurrency < 1:
+	case c.dialConcurrency < 1:
 		return errors.New("-dial-concurrency must be at least 1")
-	case c.DialTimeout <= 0 || c.MaxDuration <= 0:
+	case c.dialTimeout <= 0 || c.maxDuration <= 0:
 		return errors.New("-dial-timeout and -max-duration must be positive")
-	case c.PID < 0:
+	case c.pid < 0:
 		return errors.New("-pid must not be negative")
-	case c.StatusSamples < 0 || c.Kills < 0 || c.ThroughputConns < 0 || c.PerProcessCap < 0:
+	case c.statusSamples < 0 || c.kills < 0 || c.throughputConns < 0 || c.perProcessCap < 0:
 		return errors.New("counts must not be negative")
-	case c.ThroughputDuration < 0 || c.Settle < 0 || c.ParkSettle < 0 || c.KillMinRemaining < 0:
+	case c.throughputDuration < 0 || c.settle < 0 || c.parkSettle < 0 || c.killMinRemaining < 0:
 		return errors.New("durations must not be negative")
-	case c.Phases.Kill && !c.Phases.Park:
+	case c.phases.kill && !c.phases.park:
 		return errors.New("the kill phase needs the park phase")
-	case c.Phases.Throughput && c.ThroughputConns < 1 && c.ThroughputDuration > 0:
+	case c.phases.throughput && c.throughputConns < 1 && c.throughputDuration > 0:
 		return errors.New("-throughput-conns must be at least 1")
-	case c.Phases.Soak && (c.SoakDuration <= 0 || c.SoakClients < 1):
+	case c.phases.soak && (c.soakDuration <= 0 || c.soakClients < 1):
 		return errors.New("-soak-duration must be positive and -soak-clients at least 1")
 	}
-	if c.Phases == (Phases{}) {
+	if c.phases == (phaseSet{}) {
 		return errors.New("-phases selects nothing")
 	}
-	_, err := parseTarget(c.URL)
+	_, err := parseTarget(c.url)
 	return err
 }
 
@@ -248,37 +248,37 @@ func hiddenFlag(name string) bool {
 	return name == "child" || name == "max-per-process"
 }
 
-// parseFlags turns argv into a Config; child reports the hidden -child mode.
-func parseFlags(args []string, stderr io.Writer) (cfg Config, child bool, err error) {
-	cfg = DefaultConfig()
+// parseFlags turns argv into a config; child reports the hidden -child mode.
+func parseFlags(args []string, stderr io.Writer) (cfg config, child bool, err error) {
+	cfg = defaultConfig()
 	fs := flag.NewFlagSet("parkload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	phases := cfg.Phases.String()
-	fs.StringVar(&cfg.URL, "url", cfg.URL, "server base URL; loopback only")
+	phases := cfg.phases.String()
+	fs.StringVar(&cfg.url, "url", cfg.url, "server base URL; loopback only")
 	fs.StringVar(&phases, "phases", phases, "comma-separated phases: park,status,kill,throughput,soak")
-	fs.IntVar(&cfg.N, "n", cfg.N, "parked requests, one TCP connection each")
-	fs.Var(secondsFlag{&cfg.Timeout}, "timeout", "base timeout of a parked request (duration or seconds)")
-	fs.Var(secondsFlag{&cfg.Spread}, "spread", "timeouts are uniform over [timeout, timeout+spread], in ms steps")
-	fs.BoolVar(&cfg.SameDeadline, "same-deadline", false, "give every parked request one absolute deadline: phase start + timeout + spread")
-	fs.IntVar(&cfg.Sources, "sources", cfg.Sources, "local source addresses 127.0.0.1 … 127.0.0.K")
-	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "parked connections being opened at once")
-	fs.Var(secondsFlag{&cfg.DialTimeout}, "dial-timeout", "give up on one connect after this long")
-	fs.Var(secondsFlag{&cfg.MaxDuration}, "max-duration", "bound on the whole run")
-	fs.IntVar(&cfg.PID, "pid", 0, "server pid: report its RSS from /proc/PID/status")
-	fs.IntVar(&cfg.StatusSamples, "status-samples", cfg.StatusSamples, "timed GET /api/serverStatus calls while parked")
-	fs.IntVar(&cfg.Kills, "kills", cfg.Kills, "parked requests to kill with PUT /api/kill")
-	fs.Var(secondsFlag{&cfg.KillMinRemaining}, "kill-min-remaining", "only kill requests with at least this long left")
-	fs.Var(secondsFlag{&cfg.ThroughputDuration}, "throughput-duration", "length of the throughput phase; 0 skips it")
-	fs.IntVar(&cfg.ThroughputConns, "throughput-conns", cfg.ThroughputConns, "keep-alive connections in the throughput phase")
-	fs.Var(secondsFlag{&cfg.SoakDuration}, "soak-duration", "how long the soak phase starts new actions")
-	fs.IntVar(&cfg.SoakClients, "soak-clients", cfg.SoakClients, "concurrent clients of the soak phase, two connections each at most")
-	fs.BoolVar(&cfg.Metrics, "metrics", false, "scrape GET /metrics before, once all are parked (the peak), and after -settle")
-	fs.Var(secondsFlag{&cfg.Settle}, "settle", "wait before the final RSS and metrics readings")
-	fs.Var(secondsFlag{&cfg.ParkSettle}, "park-settle", "longest wait for serverStatus to list every parked request")
-	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed for timeouts and kill choice; 0 = random")
-	fs.StringVar(&cfg.SamplesOut, "samples-out", "", "write one CSV row per parked request to this file (times in ms from phase start)")
+	fs.IntVar(&cfg.n, "n", cfg.n, "parked requests, one TCP connection each")
+	fs.Var(secondsFlag{&cfg.timeout}, "timeout", "base timeout of a parked request (duration or seconds)")
+	fs.Var(secondsFlag{&cfg.spread}, "spread", "timeouts are uniform over [timeout, timeout+spread], in ms steps")
+	fs.BoolVar(&cfg.sameDeadline, "same-deadline", false, "give every parked request one absolute deadline: phase start + timeout + spread")
+	fs.IntVar(&cfg.sources, "sources", cfg.sources, "local source addresses 127.0.0.1 … 127.0.0.K")
+	fs.IntVar(&cfg.dialConcurrency, "dial-concurrency", cfg.dialConcurrency, "parked connections being opened at once")
+	fs.Var(secondsFlag{&cfg.dialTimeout}, "dial-timeout", "give up on one connect after this long")
+	fs.Var(secondsFlag{&cfg.maxDuration}, "max-duration", "bound on the whole run")
+	fs.IntVar(&cfg.pid, "pid", 0, "server pid: report its RSS from /proc/PID/status")
+	fs.IntVar(&cfg.statusSamples, "status-samples", cfg.statusSamples, "timed GET /api/serverStatus calls while parked")
+	fs.IntVar(&cfg.kills, "kills", cfg.kills, "parked requests to kill with PUT /api/kill")
+	fs.Var(secondsFlag{&cfg.killMinRemaining}, "kill-min-remaining", "only kill requests with at least this long left")
+	fs.Var(secondsFlag{&cfg.throughputDuration}, "throughput-duration", "length of the throughput phase; 0 skips it")
+	fs.IntVar(&cfg.throughputConns, "throughput-conns", cfg.throughputConns, "keep-alive connections in the throughput phase")
+	fs.Var(secondsFlag{&cfg.soakDuration}, "soak-duration", "how long the soak phase starts new actions")
+	fs.IntVar(&cfg.soakClients, "soak-clients", cfg.soakClients, "concurrent clients of the soak phase, two connections each at most")
+	fs.BoolVar(&cfg.metrics, "metrics", false, "scrape GET /metrics before, once all are parked (the peak), and after -settle")
+	fs.Var(secondsFlag{&cfg.settle}, "settle", "wait before the final RSS and metrics readings")
+	fs.Var(secondsFlag{&cfg.parkSettle}, "park-settle", "longest wait for serverStatus to list every parked request")
+	fs.Uint64Var(&cfg.seed, "seed", 0, "random seed for timeouts and kill choice; 0 = random")
+	fs.StringVar(&cfg.samplesOut, "samples-out", "", "write one CSV row per parked request to this file (times in ms from phase start)")
 	fs.BoolVar(&child, "child", false, "internal: run one worker with a spec read from stdin")
-	fs.IntVar(&cfg.PerProcessCap, "max-per-process", 0, "internal: parked connections per process before splitting")
+	fs.IntVar(&cfg.perProcessCap, "max-per-process", 0, "internal: parked connections per process before splitting")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: parkload -url http://127.0.0.1:PORT [flags]\n\n")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -301,12 +301,12 @@ func parseFlags(args []string, stderr io.Writer) (cfg Config, child bool, err er
 	if child {
 		return cfg, true, nil
 	}
-	if cfg.Phases, err = ParsePhases(phases); err != nil {
+	if cfg.phases, err = parsePhases(phases); err != nil {
 		return cfg, false, err
 	}
-	if cfg.ThroughputDuration == 0 {
-		cfg.Phases.Throughput = false
+	if cfg.throughputDuration == 0 {
+		cfg.phases.throughput = false
 	}
-	cfg.Log = os.Stderr
+	cfg.log = os.Stderr
 	return cfg, false, cfg.validate()
 }

@@ -16,20 +16,20 @@ import (
 
 // testConfig is a small, fast run against url. No test asserts a latency bound:
 // these machines are noisy, so only counts and shapes are checked.
-func testConfig(url string) Config {
-	cfg := DefaultConfig()
-	cfg.URL = url
-	cfg.N = 50
-	cfg.Timeout = 600 * time.Millisecond
-	cfg.Spread = 400 * time.Millisecond
-	cfg.DialConcurrency = 10
-	cfg.StatusSamples = 5
-	cfg.Kills = 5
-	cfg.KillMinRemaining = 200 * time.Millisecond
-	cfg.ThroughputDuration = 300 * time.Millisecond
-	cfg.ThroughputConns = 4
-	cfg.Settle = 50 * time.Millisecond
-	cfg.MaxDuration = 60 * time.Second
+func testConfig(url string) config {
+	cfg := defaultConfig()
+	cfg.url = url
+	cfg.n = 50
+	cfg.timeout = 600 * time.Millisecond
+	cfg.spread = 400 * time.Millisecond
+	cfg.dialConcurrency = 10
+	cfg.statusSamples = 5
+	cfg.kills = 5
+	cfg.killMinRemaining = 200 * time.Millisecond
+	cfg.throughputDuration = 300 * time.Millisecond
+	cfg.throughputConns = 4
+	cfg.settle = 50 * time.Millisecond
+	cfg.maxDuration = 60 * time.Second
 	return cfg
 }
 
@@ -43,7 +43,7 @@ func sum(m map[string]int) int {
 
 // checkParkCounts asserts that every parked request and every kill is accounted
 // for exactly once.
-func checkParkCounts(t *testing.T, res *Result, n int) {
+func checkParkCounts(t *testing.T, res *result, n int) {
 	t.Helper()
 	if res.Aborted {
 		t.Fatalf("aborted: %+v", res)
@@ -75,21 +75,21 @@ func checkParkCounts(t *testing.T, res *Result, n int) {
 func TestRunInProcess(t *testing.T) {
 	srv := startFake(t)
 	cfg := testConfig(srv.URL)
-	cfg.PID = os.Getpid() // the fake server runs in this process
-	cfg.Metrics = true
-	cfg.SamplesOut = filepath.Join(t.TempDir(), "samples.csv")
-	res, err := Run(t.Context(), cfg)
+	cfg.pid = os.Getpid() // the fake server runs in this process
+	cfg.metrics = true
+	cfg.samplesOut = filepath.Join(t.TempDir(), "samples.csv")
+	res, err := runPhases(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkParkCounts(t, res, cfg.N)
-	f, err := os.Open(cfg.SamplesOut)
+	checkParkCounts(t, res, cfg.n)
+	f, err := os.Open(cfg.samplesOut)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) != cfg.N+1 || rows[0][0] != "index" || len(rows[1]) != 8 {
+	if err != nil || len(rows) != cfg.n+1 || rows[0][0] != "index" || len(rows[1]) != 8 {
 		t.Fatalf("samples CSV: %d rows, %v", len(rows), err)
 	}
 	if res.Children != 0 {
@@ -98,7 +98,7 @@ func TestRunInProcess(t *testing.T) {
 	if res.StatusSamples != 5 || res.StatusOK+sum(res.StatusErrors) != 5 || res.StatusOK == 0 || res.StatusEntries == nil {
 		t.Fatalf("status: %d samples, %d ok, errors %v, entries %v", res.StatusSamples, res.StatusOK, res.StatusErrors, res.StatusEntries)
 	}
-	if res.ParkListed == nil || *res.ParkListed > cfg.N {
+	if res.ParkListed == nil || *res.ParkListed > cfg.n {
 		t.Fatalf("park_listed %v", res.ParkListed)
 	}
 	if res.TpOK == 0 || res.TpRequests != res.TpOK+sum(res.TpErrors) || res.TpRPS == nil || res.TpConns != 4 {
@@ -122,7 +122,7 @@ func TestRunInProcess(t *testing.T) {
 
 	// The report ends with one JSON line holding every key, even unmeasured ones.
 	var buf bytes.Buffer
-	if err := WriteReport(&buf, res); err != nil {
+	if err := writeReport(&buf, res); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
@@ -130,9 +130,9 @@ func TestRunInProcess(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
 		t.Fatalf("last line is not JSON: %v\n%s", err, buf.String())
 	}
-	typ := reflect.TypeFor[Result]()
+	typ := reflect.TypeFor[result]()
 	if len(got) != typ.NumField() {
-		t.Fatalf("JSON has %d keys, Result %d fields", len(got), typ.NumField())
+		t.Fatalf("JSON has %d keys, result %d fields", len(got), typ.NumField())
 	}
 	for i := range typ.NumField() {
 		key := strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]
@@ -151,12 +151,12 @@ func TestRunInProcess(t *testing.T) {
 func TestRunSameDeadlineNoMetrics(t *testing.T) {
 	srv := startFake(t)
 	cfg := testConfig(srv.URL)
-	cfg.SameDeadline = true
-	cfg.Sources = 1
-	cfg.Metrics = true // the fake has /metrics, but a 404 is what is checked below
-	cfg.URL = srv.URL + "/nothing-here"
-	cfg.Phases = Phases{Throughput: true}
-	res, err := Run(t.Context(), cfg)
+	cfg.sameDeadline = true
+	cfg.sources = 1
+	cfg.metrics = true // the fake has /metrics, but a 404 is what is checked below
+	cfg.url = srv.URL + "/nothing-here"
+	cfg.phases = phaseSet{throughput: true}
+	res, err := runPhases(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,14 +164,14 @@ func TestRunSameDeadlineNoMetrics(t *testing.T) {
 		t.Fatalf("a 404 /metrics must be skipped silently and throughput must count 404s: %+v", res)
 	}
 
-	cfg.URL = srv.URL
-	cfg.Phases = Phases{Park: true, Status: true}
-	cfg.Metrics = false
-	res, err = Run(t.Context(), cfg)
+	cfg.url = srv.URL
+	cfg.phases = phaseSet{park: true, status: true}
+	cfg.metrics = false
+	res, err = runPhases(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkParkCounts(t, res, cfg.N)
+	checkParkCounts(t, res, cfg.n)
 	if !res.ParkSameDeadline || res.KillsRequested != 0 || res.TpDurationS != nil || res.RSSBeforeBytes != nil || res.MetricsAvailable {
 		t.Fatalf("phases not honoured: %+v", res)
 	}
@@ -197,17 +197,17 @@ func TestChildProcesses(t *testing.T) {
 
 	t.Run("core", func(t *testing.T) {
 		cfg := testConfig(srv.URL)
-		cfg.ChildExe = bin
-		cfg.PerProcessCap = 20 // 50 requests → 3 children
-		cfg.Phases.Throughput = false
-		res, err := Run(t.Context(), cfg)
+		cfg.childExe = bin
+		cfg.perProcessCap = 20 // 50 requests → 3 children
+		cfg.phases.throughput = false
+		res, err := runPhases(t.Context(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Children != 3 {
 			t.Fatalf("children %d, want 3", res.Children)
 		}
-		checkParkCounts(t, res, cfg.N)
+		checkParkCounts(t, res, cfg.n)
 	})
 
 	t.Run("cli", func(t *testing.T) {
@@ -237,17 +237,17 @@ func TestChildProcesses(t *testing.T) {
 
 	t.Run("max-duration ends children", func(t *testing.T) {
 		cfg := testConfig(srv.URL)
-		cfg.ChildExe = bin
-		cfg.PerProcessCap = 20
-		cfg.N = 30
-		cfg.Timeout, cfg.Spread = 20*time.Second, 0 // would outlive the run
-		cfg.MaxDuration = 1500 * time.Millisecond
-		cfg.Phases = Phases{Park: true}
-		res, err := Run(context.Background(), cfg)
+		cfg.childExe = bin
+		cfg.perProcessCap = 20
+		cfg.n = 30
+		cfg.timeout, cfg.spread = 20*time.Second, 0 // would outlive the run
+		cfg.maxDuration = 1500 * time.Millisecond
+		cfg.phases = phaseSet{park: true}
+		res, err := runPhases(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !res.Aborted || res.ParkOK != 0 || res.ParkErrors["aborted"] != cfg.N {
+		if !res.Aborted || res.ParkOK != 0 || res.ParkErrors["aborted"] != cfg.n {
 			t.Fatalf("aborted %v ok %d errors %v", res.Aborted, res.ParkOK, res.ParkErrors)
 		}
 	})

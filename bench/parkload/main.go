@@ -42,12 +42,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := Run(ctx, cfg)
+	res, err := runPhases(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "parkload:", err)
 		return 1
 	}
-	if err := WriteReport(stdout, res); err != nil {
+	if err := writeReport(stdout, res); err != nil {
 		fmt.Fprintln(stderr, "parkload:", err)
 		return 1
 	}

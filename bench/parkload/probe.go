@@ -51,7 +51,7 @@ const (
 // endpoint is absent or unreachable, which callers skip silently.
 func scrapeMetrics(ctx context.Context, tgt target, dialTimeout time.Duration) (vals map[string]float64, ok bool) {
 	kc := newKAConn(tgt, "", dialTimeout)
-	defer kc.Close()
+	defer kc.close()
 	ex, err := kc.do(ctx, appendRequest(nil, "GET", tgt, "/metrics", nil, true), 64<<20)
 	if err != nil || ex.resp.status != 200 {
 		return nil, false

@@ -11,10 +11,10 @@ import (
 	"text/tabwriter"
 )
 
-// Result holds every figure of a run. It is printed as a table and then, as the
+// result holds every figure of a run. It is printed as a table and then, as the
 // last line of stdout, as one JSON object whose keys never change: a figure that
 // was not measured is null, an error table with no errors is {}.
-type Result struct {
+type result struct {
 	URL       string  `json:"url"`
 	Phases    string  `json:"phases"`
 	RunPrefix string  `json:"run_prefix"`
@@ -82,51 +82,51 @@ type Result struct {
 	HeapInusePeakBytes   *float64 `json:"heap_inuse_peak_bytes"`
 	HeapInuseAfterBytes  *float64 `json:"heap_inuse_after_bytes"`
 
-	SoakDurationS            *float64            `json:"soak_duration_s"` // while actions were started
-	SoakDrainS               *float64            `json:"soak_drain_s"`    // then until every client was done
-	SoakClients              int                 `json:"soak_clients"`
-	SoakRequestTotal         int                 `json:"soak_request_total"`
-	SoakRequests             map[string]int      `json:"soak_requests"` // by kind
-	SoakAnswers              map[string]int      `json:"soak_answers"`  // park answers by class
-	SoakLost                 int                 `json:"soak_lost"`
-	SoakKillsOK              int                 `json:"soak_kills_ok"`
-	SoakKillsFinished        int                 `json:"soak_kills_already_finished"` // 400 invalid connection Id
-	SoakKillsUnknown         int                 `json:"soak_kills_unknown"`          // failed, or answered neither
-	SoakHangups              int                 `json:"soak_hangups"`
-	SoakHangupsHalfClose     int                 `json:"soak_hangups_half_close"`
-	SoakHungUp               int                 `json:"soak_hung_up"` // hang-ups that got no answer
-	SoakPipelinedBatches     int                 `json:"soak_pipelined_batches"`
-	SoakPipelinedRequests    int                 `json:"soak_pipelined_requests"`
-	SoakStatusPolls          int                 `json:"soak_status_polls"`
-	SoakRequestsPolls        int                 `json:"soak_requests_polls"`
-	SoakProbes               int                 `json:"soak_probes"` // kills of unknown ids checking a connection's next answer
-	SoakConnects             int                 `json:"soak_connects"`
-	SoakStaleRetries         int                 `json:"soak_stale_retries"`
-	SoakEndEmptyAfterS       *float64            `json:"soak_end_empty_after_s"` // serverStatus was {} this long after the clients were done
-	SoakMetricsAvailable     bool                `json:"soak_metrics_available"`
-	SoakGoroutinesBefore     *float64            `json:"soak_goroutines_before"`
-	SoakGoroutinesAfter      *float64            `json:"soak_goroutines_after"`
-	SoakHeapInuseBeforeBytes *float64            `json:"soak_heap_inuse_before_bytes"`
-	SoakHeapInuseAfterBytes  *float64            `json:"soak_heap_inuse_after_bytes"`
-	SoakHeapObjectsBefore    *float64            `json:"soak_heap_objects_before"`
-	SoakHeapObjectsAfter     *float64            `json:"soak_heap_objects_after"`
-	SoakParkedBefore         *float64            `json:"soak_parked_before"`
-	SoakParkedAfter          *float64            `json:"soak_parked_after"`
-	SoakServerOK             *float64            `json:"soak_server_ok"` // outcome counters' growth over the soak
-	SoakServerKilled         *float64            `json:"soak_server_killed"`
-	SoakServerAbandoned      *float64            `json:"soak_server_abandoned"`
-	SoakServerRejected       *float64            `json:"soak_server_rejected"`
-	SoakServerShutdown       *float64            `json:"soak_server_shutdown"`
-	SoakChecks               map[string]string   `json:"soak_checks"` // pass, fail or skipped
-	SoakViolationTotal       int                 `json:"soak_violation_total"`
-	SoakViolations           map[string]int      `json:"soak_violations"`
-	SoakViolationExamples    map[string][]string `json:"soak_violation_examples"` // up to 5 per kind
-	SoakNotes                []string            `json:"soak_notes"`
-	SoakVerdict              string              `json:"soak_verdict"` // PASS, FAIL, or "" without a soak
+	SoakDurationS            *float64                   `json:"soak_duration_s"` // while actions were started
+	SoakDrainS               *float64                   `json:"soak_drain_s"`    // then until every client was done
+	SoakClients              int                        `json:"soak_clients"`
+	SoakRequestTotal         int                        `json:"soak_request_total"`
+	SoakRequests             map[string]int             `json:"soak_requests"` // by kind
+	SoakAnswers              map[string]int             `json:"soak_answers"`  // park answers by class
+	SoakLost                 int                        `json:"soak_lost"`
+	SoakKillsOK              int                        `json:"soak_kills_ok"`
+	SoakKillsFinished        int                        `json:"soak_kills_already_finished"` // 400 invalid connection Id
+	SoakKillsUnknown         int                        `json:"soak_kills_unknown"`          // failed, or answered neither
+	SoakHangups              int                        `json:"soak_hangups"`
+	SoakHangupsHalfClose     int                        `json:"soak_hangups_half_close"`
+	SoakHungUp               int                        `json:"soak_hung_up"` // hang-ups that got no answer
+	SoakPipelinedBatches     int                        `json:"soak_pipelined_batches"`
+	SoakPipelinedRequests    int                        `json:"soak_pipelined_requests"`
+	SoakStatusPolls          int                        `json:"soak_status_polls"`
+	SoakRequestsPolls        int                        `json:"soak_requests_polls"`
+	SoakProbes               int                        `json:"soak_probes"` // kills of unknown ids checking a connection's next answer
+	SoakConnects             int                        `json:"soak_connects"`
+	SoakStaleRetries         int                        `json:"soak_stale_retries"`
+	SoakEndEmptyAfterS       *float64                   `json:"soak_end_empty_after_s"` // serverStatus was {} this long after the clients were done
+	SoakMetricsAvailable     bool                       `json:"soak_metrics_available"`
+	SoakGoroutinesBefore     *float64                   `json:"soak_goroutines_before"`
+	SoakGoroutinesAfter      *float64                   `json:"soak_goroutines_after"`
+	SoakHeapInuseBeforeBytes *float64                   `json:"soak_heap_inuse_before_bytes"`
+	SoakHeapInuseAfterBytes  *float64                   `json:"soak_heap_inuse_after_bytes"`
+	SoakHeapObjectsBefore    *float64                   `json:"soak_heap_objects_before"`
+	SoakHeapObjectsAfter     *float64                   `json:"soak_heap_objects_after"`
+	SoakParkedBefore         *float64                   `json:"soak_parked_before"`
+	SoakParkedAfter          *float64                   `json:"soak_parked_after"`
+	SoakServerOK             *float64                   `json:"soak_server_ok"` // outcome counters' growth over the soak
+	SoakServerKilled         *float64                   `json:"soak_server_killed"`
+	SoakServerAbandoned      *float64                   `json:"soak_server_abandoned"`
+	SoakServerRejected       *float64                   `json:"soak_server_rejected"`
+	SoakServerShutdown       *float64                   `json:"soak_server_shutdown"`
+	SoakChecks               map[string]string          `json:"soak_checks"` // pass, fail or skipped
+	SoakViolationTotal       int                        `json:"soak_violation_total"`
+	SoakViolations           map[violationKind]int      `json:"soak_violations"`
+	SoakViolationExamples    map[violationKind][]string `json:"soak_violation_examples"` // up to 5 per kind
+	SoakNotes                []string                   `json:"soak_notes"`
+	SoakVerdict              string                     `json:"soak_verdict"` // PASS, FAIL, or "" without a soak
 }
 
-func newResult() *Result {
-	return &Result{
+func newResult() *result {
+	return &result{
 		ParkErrors:   map[string]int{},
 		StatusErrors: map[string]int{},
 		KillErrors:   map[string]int{},
@@ -135,13 +135,13 @@ func newResult() *Result {
 		SoakRequests:          map[string]int{},
 		SoakAnswers:           map[string]int{},
 		SoakChecks:            map[string]string{},
-		SoakViolations:        map[string]int{},
-		SoakViolationExamples: map[string][]string{},
+		SoakViolations:        map[violationKind]int{},
+		SoakViolationExamples: map[violationKind][]string{},
 	}
 }
 
-// WriteReport prints the table and then the JSON object as the last line.
-func WriteReport(w io.Writer, r *Result) error {
+// writeReport prints the table and then the JSON object as the last line.
+func writeReport(w io.Writer, r *result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(section, figure, value string) { fmt.Fprintf(tw, "%s\t%s\t%s\n", section, figure, value) }
 	row("run", "url", r.URL)
@@ -201,7 +201,7 @@ func WriteReport(w io.Writer, r *Result) error {
 }
 
 // soakRows prints the soak's figures, violations with examples, and its verdict.
-func soakRows(row func(section, figure, value string), r *Result) {
+func soakRows(row func(section, figure, value string), r *result) {
 	row("soak", "clients / duration / drain", fmt.Sprintf("%d / %s s / %s s", r.SoakClients, fnum(r.SoakDurationS), fnum(r.SoakDrainS)))
 	row("", "requests", fmt.Sprintf("%d: %s probes=%d", r.SoakRequestTotal, kinds(r.SoakRequests), r.SoakProbes))
 	row("", "park answers", kinds(r.SoakAnswers)+fmt.Sprintf("  (lost %d)", r.SoakLost))
@@ -228,7 +228,7 @@ func soakRows(row func(section, figure, value string), r *Result) {
 	row("", "violations", fmt.Sprintf("%d: %s", r.SoakViolationTotal, kinds(r.SoakViolations)))
 	for _, k := range slices.Sorted(maps.Keys(r.SoakViolationExamples)) {
 		for _, ex := range r.SoakViolationExamples[k] {
-			row("", "  "+k, ex)
+			row("", "  "+string(k), ex)
 		}
 	}
 	for _, n := range r.SoakNotes {
@@ -267,7 +267,7 @@ func mbf(v *float64) string {
 	return fmt.Sprintf("%.1f MB", *v/(1<<20))
 }
 
-func kinds(m map[string]int) string {
+func kinds[K ~string](m map[K]int) string {
 	if len(m) == 0 {
 		return "none"
 	}

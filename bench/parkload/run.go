@@ -19,23 +19,23 @@ import (
 
 // runner carries one run's settings and figures between its phases.
 type runner struct {
-	cfg    Config
+	cfg    config
 	tgt    target
 	clk    clock
 	rng    *rand.Rand
 	prefix string // connIds of this run start with it, so leftovers of other runs never clash
-	res    *Result
+	res    *result
 }
 
-// Run performs the configured phases against cfg.URL and returns every figure. An
-// error means the run could not start; a run cut short by ctx or MaxDuration
+// runPhases performs the configured phases against cfg.url and returns every figure. An
+// error means the run could not start; a run cut short by ctx or maxDuration
 // returns what it measured, with Aborted set.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
+func runPhases(ctx context.Context, cfg config) (*result, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tgt, _ := parseTarget(cfg.URL)
-	seed := cfg.Seed
+	tgt, _ := parseTarget(cfg.url)
+	seed := cfg.seed
 	for seed == 0 {
 		seed = rand.Uint64()
 	}
@@ -52,20 +52,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res:    newResult(),
 	}
 	res := r.res
-	res.URL, res.Phases, res.RunPrefix, res.Seed = cfg.URL, cfg.Phases.String(), r.prefix, seed
-	if cfg.PID > 0 {
-		if _, err := readRSS(cfg.PID); err != nil {
-			return nil, fmt.Errorf("-pid %d: %w", cfg.PID, err)
+	res.URL, res.Phases, res.RunPrefix, res.Seed = cfg.url, cfg.phases.String(), r.prefix, seed
+	if cfg.pid > 0 {
+		if _, err := readRSS(cfg.pid); err != nil {
+			return nil, fmt.Errorf("-pid %d: %w", cfg.pid, err)
 		}
 	}
 	var counts []int
 	var exe string
-	if cfg.Phases.Park {
+	if cfg.phases.park {
 		nofile, err := openFileLimit()
 		if err != nil {
 			return nil, err
 		}
-		if counts, err = splitCounts(cfg.N, cfg.PerProcessCap, nofile); err != nil {
+		if counts, err = splitCounts(cfg.n, cfg.perProcessCap, nofile); err != nil {
 			return nil, err
 		}
 		if len(counts) > 0 {
@@ -75,34 +75,34 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration)
+	ctx, cancel := context.WithTimeout(ctx, cfg.maxDuration)
 	defer cancel()
 	start := time.Now()
 	var metricsBefore map[string]float64
-	if cfg.Metrics {
-		metricsBefore, res.MetricsAvailable = scrapeMetrics(ctx, tgt, cfg.DialTimeout)
+	if cfg.metrics {
+		metricsBefore, res.MetricsAvailable = scrapeMetrics(ctx, tgt, cfg.dialTimeout)
 	}
-	if cfg.PID > 0 {
+	if cfg.pid > 0 {
 		res.RSSBeforeBytes = r.rss()
 	}
 	var peak peaks
-	if cfg.Phases.Park {
+	if cfg.phases.park {
 		peak = r.park(ctx, counts, exe)
-	} else if cfg.Phases.Status {
+	} else if cfg.phases.status {
 		r.status(ctx)
 	}
-	if cfg.Phases.Throughput && cfg.ThroughputDuration > 0 && ctx.Err() == nil {
+	if cfg.phases.throughput && cfg.throughputDuration > 0 && ctx.Err() == nil {
 		r.throughput(ctx)
 	}
-	if cfg.Phases.Soak && ctx.Err() == nil {
+	if cfg.phases.soak && ctx.Err() == nil {
 		r.soak(ctx)
 	}
-	if ctx.Err() == nil && sleepCtx(ctx, cfg.Settle) {
-		if cfg.PID > 0 {
+	if ctx.Err() == nil && sleepCtx(ctx, cfg.settle) {
+		if cfg.pid > 0 {
 			res.RSSAfterBytes = r.rss()
 		}
 		if res.MetricsAvailable {
-			after, _ := scrapeMetrics(ctx, tgt, cfg.DialTimeout)
+			after, _ := scrapeMetrics(ctx, tgt, cfg.dialTimeout)
 			res.GoroutinesAfter, res.HeapInuseAfterBytes = metricPtr(after, metricGoroutines), metricPtr(after, metricHeapInuse)
 		}
 	}
@@ -116,16 +116,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 func (r *runner) logf(format string, args ...any) {
-	if r.cfg.Log != nil {
-		fmt.Fprintf(r.cfg.Log, "parkload: "+format+"\n", args...)
+	if r.cfg.log != nil {
+		fmt.Fprintf(r.cfg.log, "parkload: "+format+"\n", args...)
 	}
 }
 
 // rss reads the server's RSS; nil when it cannot be read (the server may have died).
 func (r *runner) rss() *int64 {
-	v, err := readRSS(r.cfg.PID)
+	v, err := readRSS(r.cfg.pid)
 	if err != nil {
-		r.logf("read RSS of pid %d: %v", r.cfg.PID, err)
+		r.logf("read RSS of pid %d: %v", r.cfg.pid, err)
 		return nil
 	}
 	return &v
@@ -179,8 +179,8 @@ func (r *runner) pollPeaks(ctx context.Context) <-chan peaks {
 		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if r.cfg.PID > 0 {
-				rss, _ := readRSS(r.cfg.PID)
+			if r.cfg.pid > 0 {
+				rss, _ := readRSS(r.cfg.pid)
 				p.add(rss, nil)
 			}
 			select {
@@ -197,19 +197,19 @@ func (r *runner) pollPeaks(ctx context.Context) <-chan peaks {
 // park runs the park phase, and the status and kill phases while requests are parked.
 func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 	cfg, res := &r.cfg, r.res
-	n := cfg.N
-	res.ParkN, res.ParkSameDeadline, res.Children = n, cfg.SameDeadline, len(counts)
+	n := cfg.n
+	res.ParkN, res.ParkSameDeadline, res.Children = n, cfg.sameDeadline, len(counts)
 	if len(counts) == 0 {
 		counts = []int{n}
 	}
 	var timeouts []int64
 	var deadline int64
-	if cfg.SameDeadline {
-		deadline = r.clk.now() + int64(cfg.Timeout+cfg.Spread)
+	if cfg.sameDeadline {
+		deadline = r.clk.now() + int64(cfg.timeout+cfg.spread)
 	} else {
-		timeouts = planTimeouts(n, cfg.Timeout, cfg.Spread, r.rng)
+		timeouts = planTimeouts(n, cfg.timeout, cfg.spread, r.rng)
 	}
-	maxDur := cfg.MaxDuration
+	maxDur := cfg.maxDuration
 	if dl, ok := ctx.Deadline(); ok {
 		maxDur = time.Until(dl)
 	}
@@ -219,9 +219,9 @@ func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 		s := workerSpec{
 			Dial: r.tgt.dial, Host: r.tgt.host, Base: r.tgt.base, Prefix: r.prefix,
 			First: first, Count: c, DeadlineStamp: deadline,
-			Sources:         sourceIPs(cfg.Sources, r.tgt.ipv6),
-			DialConcurrency: max(1, cfg.DialConcurrency*c/n),
-			DialTimeout:     cfg.DialTimeout, ReadSlack: readSlack, MaxDuration: maxDur,
+			Sources:         sourceIPs(cfg.sources, r.tgt.ipv6),
+			DialConcurrency: max(1, cfg.dialConcurrency*c/n),
+			DialTimeout:     cfg.dialTimeout, ReadSlack: readSlack, MaxDuration: maxDur,
 		}
 		if timeouts != nil {
 			s.TimeoutsMs = timeouts[first : first+c]
@@ -237,7 +237,7 @@ func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 	readyCh, doneCh := make(chan readyMsg, len(specs)), make(chan doneMsg, len(specs))
 	for _, s := range specs {
 		if res.Children > 0 {
-			startChild(ctx, exe, s, r.cfg.Log, readyCh, doneCh)
+			startChild(ctx, exe, s, r.cfg.log, readyCh, doneCh)
 		} else {
 			startLocal(ctx, s, r.clk, readyCh, doneCh)
 		}
@@ -258,18 +258,18 @@ func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 	var atParked map[string]float64
 	if ctx.Err() == nil {
 		r.confirmParked(ctx, sends)
-		if cfg.PID > 0 {
+		if cfg.pid > 0 {
 			res.RSSParkedBytes = r.rss()
 		}
 		if res.MetricsAvailable {
-			atParked, _ = scrapeMetrics(ctx, r.tgt, cfg.DialTimeout)
+			atParked, _ = scrapeMetrics(ctx, r.tgt, cfg.dialTimeout)
 		}
 	}
-	if cfg.Phases.Status && ctx.Err() == nil {
+	if cfg.phases.status && ctx.Err() == nil {
 		r.status(ctx)
 	}
 	var kills []killRec
-	if cfg.Phases.Kill && ctx.Err() == nil {
+	if cfg.phases.kill && ctx.Err() == nil {
 		kills = r.kill(ctx, sends)
 	}
 	outs := make([]outRec, n)
@@ -287,8 +287,8 @@ func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 		peak.add(*res.RSSParkedBytes, nil)
 	}
 	r.tally(sends, outs, kills, peak)
-	if cfg.SamplesOut != "" {
-		if err := r.writeSamples(cfg.SamplesOut, r.clk.at(phaseStart), sends, outs, kills); err != nil {
+	if cfg.samplesOut != "" {
+		if err := r.writeSamples(cfg.samplesOut, r.clk.at(phaseStart), sends, outs, kills); err != nil {
 			r.logf("-samples-out: %v", err)
 		}
 	}
@@ -296,12 +296,12 @@ func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 	return peak
 }
 
-// confirmParked waits, at most ParkSettle, until serverStatus lists every request
+// confirmParked waits, at most parkSettle, until serverStatus lists every request
 // of this run that should still be parked, and records how many it listed.
 func (r *runner) confirmParked(ctx context.Context, sends []sendRec) {
-	kc := newKAConn(r.tgt, "", r.cfg.DialTimeout)
-	defer kc.Close()
-	until := time.Now().Add(r.cfg.ParkSettle)
+	kc := newKAConn(r.tgt, "", r.cfg.dialTimeout)
+	defer kc.close()
+	until := time.Now().Add(r.cfg.parkSettle)
 	for {
 		now := r.clk.now()
 		expect := 0
@@ -355,13 +355,13 @@ func (r *runner) fetchStatus(ctx context.Context, kc *kaConn, wantListed bool) (
 	return st, ex.done.Sub(ex.sent), ""
 }
 
-// status times StatusSamples serverStatus calls on one keep-alive connection.
+// status times statusSamples serverStatus calls on one keep-alive connection.
 func (r *runner) status(ctx context.Context) {
 	res := r.res
-	kc := newKAConn(r.tgt, "", r.cfg.DialTimeout)
-	defer kc.Close()
+	kc := newKAConn(r.tgt, "", r.cfg.dialTimeout)
+	defer kc.close()
 	var lat []float64
-	for range r.cfg.StatusSamples {
+	for range r.cfg.statusSamples {
 		if ctx.Err() != nil {
 			break
 		}
@@ -386,15 +386,15 @@ type killRec struct {
 	kind  string
 }
 
-// kill kills up to Kills parked requests, picked at random among those with at
-// least KillMinRemaining left, one after another on one keep-alive connection.
+// kill kills up to kills parked requests, picked at random among those with at
+// least killMinRemaining left, one after another on one keep-alive connection.
 // Candidates are the ones serverStatus lists, since a written request may have
 // been refused (503 when the server is full); without that list, all written ones.
 func (r *runner) kill(ctx context.Context, sends []sendRec) []killRec {
 	res := r.res
-	res.KillsRequested = r.cfg.Kills
-	kc := newKAConn(r.tgt, "", r.cfg.DialTimeout)
-	defer kc.Close()
+	res.KillsRequested = r.cfg.kills
+	kc := newKAConn(r.tgt, "", r.cfg.dialTimeout)
+	defer kc.close()
 	st, _, kind := r.fetchStatus(ctx, kc, true)
 	var cands []int
 	if kind == "" {
@@ -414,11 +414,11 @@ func (r *runner) kill(ctx context.Context, sends []sendRec) []killRec {
 	r.rng.Shuffle(len(cands), func(a, b int) { cands[a], cands[b] = cands[b], cands[a] })
 	var kills []killRec
 	for _, i := range cands {
-		if len(kills) == r.cfg.Kills || ctx.Err() != nil {
+		if len(kills) == r.cfg.kills || ctx.Err() != nil {
 			break
 		}
 		s := sends[i]
-		if s.Sent+s.TimeoutMs*int64(time.Millisecond)-r.clk.now() < int64(r.cfg.KillMinRemaining) {
+		if s.Sent+s.TimeoutMs*int64(time.Millisecond)-r.clk.now() < int64(r.cfg.killMinRemaining) {
 			continue
 		}
 		id, _ := json.Marshal(parkID(r.prefix, i))
@@ -490,15 +490,15 @@ func (r *runner) tally(sends []sendRec, outs []outRec, kills []killRec, peak pea
 	res.LatenessSamples = d.n
 	res.LatenessP50Ms, res.LatenessP99Ms, res.LatenessMaxMs, res.LatenessMinMs = d.p50, d.p99, d.max, d.min
 
-	if r.cfg.PID > 0 {
+	if r.cfg.pid > 0 {
 		if peak.rss > 0 {
 			res.RSSPeakBytes = ptr(peak.rss)
 		}
 		if res.RSSBeforeBytes != nil && res.RSSParkedBytes != nil {
 			g := *res.RSSParkedBytes - *res.RSSBeforeBytes
 			res.RSSGrowthBytes = &g
-			res.RSSPerRequestBytes = ptr(round3(float64(g) / float64(r.cfg.N)))
-			res.RSSPerRequestKB = ptr(round3(float64(g) / float64(r.cfg.N) / 1024))
+			res.RSSPerRequestBytes = ptr(round3(float64(g) / float64(r.cfg.n)))
+			res.RSSPerRequestKB = ptr(round3(float64(g) / float64(r.cfg.n) / 1024))
 			if res.ParkListed != nil && *res.ParkListed > 0 {
 				res.RSSPerListedBytes = ptr(round3(float64(g) / float64(*res.ParkListed)))
 			}
@@ -516,11 +516,11 @@ type tpOut struct {
 // throughput runs timeout=0 requests in closed loop, one in flight per connection.
 func (r *runner) throughput(ctx context.Context) {
 	cfg, res := &r.cfg, r.res
-	conns := cfg.ThroughputConns
+	conns := cfg.throughputConns
 	res.TpConns = conns
-	sources := sourceIPs(cfg.Sources, r.tgt.ipv6)
+	sources := sourceIPs(cfg.sources, r.tgt.ipv6)
 	start := time.Now()
-	end := start.Add(cfg.ThroughputDuration)
+	end := start.Add(cfg.throughputDuration)
 	outs := make([]tpOut, conns)
 	var wg sync.WaitGroup
 	for c := range conns {
@@ -550,8 +550,8 @@ func (r *runner) throughput(ctx context.Context) {
 
 func (r *runner) tpLoop(ctx context.Context, c int, src string, end time.Time) tpOut {
 	o := tpOut{errs: map[string]int{}}
-	kc := newKAConn(r.tgt, src, r.cfg.DialTimeout)
-	defer kc.Close()
+	kc := newKAConn(r.tgt, src, r.cfg.dialTimeout)
+	defer kc.close()
 	var buf []byte
 	for seq := 0; time.Now().Before(end) && ctx.Err() == nil; seq++ {
 		id := r.prefix + "t" + strconv.Itoa(c) + "-" + strconv.Itoa(seq)

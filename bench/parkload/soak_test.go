@@ -290,12 +290,12 @@ func testSoakOptions(url string, d time.Duration, clients int) (target, soakOpti
 		panic(err)
 	}
 	return tgt, soakOptions{
-		Duration: d, Clients: clients,
-		ParkMax: 800 * time.Millisecond, LongMin: 1500 * time.Millisecond, LongMax: 2500 * time.Millisecond,
-		PublishMax: 100 * time.Millisecond, RaceMin: 100 * time.Millisecond, RaceMax: 500 * time.Millisecond, HangupMax: 200 * time.Millisecond,
-		Slack: 5 * time.Second, Drain: 10 * time.Second, EmptyWait: 2 * time.Second, // only a broken server waits them out
-		Settle: 50 * time.Millisecond, IdleWait: 2 * time.Second, Metrics: true,
-		DialTimeout: 5 * time.Second, Sources: sourceIPs(2, false), Seed: 7, Prefix: "t0-",
+		duration: d, clients: clients,
+		parkMax: 800 * time.Millisecond, longMin: 1500 * time.Millisecond, longMax: 2500 * time.Millisecond,
+		publishMax: 100 * time.Millisecond, raceMin: 100 * time.Millisecond, raceMax: 500 * time.Millisecond, hangupMax: 200 * time.Millisecond,
+		slack: 5 * time.Second, drain: 10 * time.Second, emptyWait: 2 * time.Second, // only a broken server waits them out
+		settle: 50 * time.Millisecond, idleWait: 2 * time.Second, metrics: true,
+		dialTimeout: 5 * time.Second, sources: sourceIPs(2, false), seed: 7, prefix: "t0-",
 	}
 }
 
@@ -360,18 +360,18 @@ func TestSoakCatchesBrokenServers(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		fault string
-		want  []string // violation kinds that must be reported
+		want  []violationKind // must be reported
 	}{
-		{"lose_kill", []string{"lost_answer", "kill_ok_not_killed"}},
-		{"leave_entry", []string{"status_not_empty", "server_not_idle"}},
+		{"lose_kill", []violationKind{violLostAnswer, violKillOKNotKilled}},
+		{"leave_entry", []violationKind{violStatusNotEmpty, violServerNotIdle}},
 	} {
 		t.Run(c.fault, func(t *testing.T) {
 			t.Parallel()
 			f := startSoakFake(t, c.fault)
 			tgt, o := testSoakOptions(f.url(), time.Second, 8)
-			// A lost answer is given up on after its timeout and Slack; keep both short.
-			o.LongMin, o.LongMax, o.Slack = 800*time.Millisecond, 1200*time.Millisecond, time.Second
-			o.EmptyWait, o.IdleWait = time.Second, 500*time.Millisecond
+			// A lost answer is given up on after its timeout and slack; keep both short.
+			o.longMin, o.longMax, o.slack = 800*time.Millisecond, 1200*time.Millisecond, time.Second
+			o.emptyWait, o.idleWait = time.Second, 500*time.Millisecond
 			res := newResult()
 			runSoak(t.Context(), tgt, o, res)
 			if res.SoakVerdict != soakFail {
@@ -417,21 +417,21 @@ func TestSoakCommandLine(t *testing.T) {
 		t.Fatalf("soak keys %v, verdict %v, phases %v", soakKeys, got["soak_verdict"], got["phases"])
 	}
 	v, _ := got["soak_violations"].(map[string]any)
-	if n, _ := v["duplicate_answer"].(float64); n == 0 {
-		t.Fatalf("no duplicate_answer: %v\n%s", v, stdout.String())
+	if n, _ := v[string(violDuplicateAnswer)].(float64); n == 0 {
+		t.Fatalf("no %s: %v\n%s", violDuplicateAnswer, v, stdout.String())
 	}
-	if !strings.Contains(stdout.String(), "VERDICT") || !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "duplicate_answer") }) {
+	if !strings.Contains(stdout.String(), "VERDICT") || !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, string(violDuplicateAnswer)) }) {
 		t.Fatalf("table lacks the verdict or the examples:\n%s", stdout.String())
 	}
 }
 
 func TestSoakFlags(t *testing.T) {
 	cfg, _, err := parseFlags([]string{"-phases", "soak", "-soak-duration", "90s", "-soak-clients", "12", "-seed", "5"}, io.Discard)
-	if err != nil || cfg.Phases != (Phases{Soak: true}) || cfg.SoakDuration != 90*time.Second || cfg.SoakClients != 12 || cfg.Seed != 5 {
+	if err != nil || cfg.phases != (phaseSet{soak: true}) || cfg.soakDuration != 90*time.Second || cfg.soakClients != 12 || cfg.seed != 5 {
 		t.Fatalf("%+v %v", cfg, err)
 	}
-	if d := DefaultConfig(); d.SoakDuration != time.Minute || d.SoakClients != 300 || d.Phases.Soak {
-		t.Fatalf("defaults %v %v %v", d.SoakDuration, d.SoakClients, d.Phases)
+	if d := defaultConfig(); d.soakDuration != time.Minute || d.soakClients != 300 || d.phases.soak {
+		t.Fatalf("defaults %v %v %v", d.soakDuration, d.soakClients, d.phases)
 	}
 	for _, args := range [][]string{{"-phases", "soak", "-soak-clients", "0"}, {"-phases", "soak", "-soak-duration", "0"}} {
 		if _, _, err := parseFlags(args, io.Discard); err == nil {

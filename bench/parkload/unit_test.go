@@ -311,9 +311,9 @@ func TestLoopbackGuard(t *testing.T) {
 			t.Errorf("%q accepted", raw)
 		}
 	}
-	cfg := DefaultConfig()
-	cfg.URL = "http://10.1.2.3:8080"
-	if _, err := Run(context.Background(), cfg); err == nil {
+	cfg := defaultConfig()
+	cfg.url = "http://10.1.2.3:8080"
+	if _, err := runPhases(context.Background(), cfg); err == nil {
 		t.Error("Run accepted a non-loopback URL")
 	}
 }
@@ -324,12 +324,12 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || child {
 		t.Fatalf("%v %v", err, child)
 	}
-	if cfg.N != 10 || cfg.Timeout != 250*time.Millisecond || cfg.Spread != 1500*time.Millisecond || !cfg.SameDeadline ||
-		cfg.PerProcessCap != 5 || cfg.Phases != (Phases{Park: true, Status: true}) {
+	if cfg.n != 10 || cfg.timeout != 250*time.Millisecond || cfg.spread != 1500*time.Millisecond || !cfg.sameDeadline ||
+		cfg.perProcessCap != 5 || cfg.phases != (phaseSet{park: true, status: true}) {
 		t.Fatalf("cfg %+v", cfg)
 	}
-	if cfg, _, err = parseFlags([]string{"-throughput-duration", "0"}, io.Discard); err != nil || cfg.Phases.Throughput {
-		t.Fatalf("-throughput-duration 0 should skip throughput: %+v %v", cfg.Phases, err)
+	if cfg, _, err = parseFlags([]string{"-throughput-duration", "0"}, io.Discard); err != nil || cfg.phases.throughput {
+		t.Fatalf("-throughput-duration 0 should skip throughput: %+v %v", cfg.phases, err)
 	}
 	if _, child, err = parseFlags([]string{"-child"}, io.Discard); err != nil || !child {
 		t.Fatalf("-child: %v %v", child, err)

@@ -1,5 +1,5 @@
-// Command twin is parkd's net/http twin: sections 1–3 of the API contract
-// (shared/spec/API.md: park, serverStatus, kill) on the standard library's
+// Command twin is parkd's net/http twin: sections 1–3 of the API
+// (docs/API.md: park, serverStatus, kill) on the standard library's
 // net/http.
 //
 // It exists ONLY as the baseline every parkd benchmark figure is compared

@@ -131,7 +131,7 @@ func TestSignalDrainThenSecondSignal(t *testing.T) {
 	ts := clientFor(t, c.addr)
 	open := dialRaw(t, c.addr)
 	open.send(t, getRequest("/readyz"))
-	if _, r := open.read(t, http.MethodGet); r.code != http.StatusOK {
+	if r := open.read(t, http.MethodGet); r.code != http.StatusOK {
 		t.Fatalf("readyz before the signal: %v", r)
 	}
 	parked := dialRaw(t, c.addr)
@@ -143,7 +143,7 @@ func TestSignalDrainThenSecondSignal(t *testing.T) {
 	end := time.Now().Add(waitBound)
 	for {
 		open.send(t, getRequest("/readyz"))
-		_, r := open.read(t, http.MethodGet)
+		r := open.read(t, http.MethodGet)
 		if r.code == http.StatusServiceUnavailable {
 			break
 		}
@@ -153,7 +153,7 @@ func TestSignalDrainThenSecondSignal(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	open.send(t, getRequest("/api/serverStatus"))
-	_, r := open.read(t, http.MethodGet)
+	r := open.read(t, http.MethodGet)
 	if es, err := orderedStrings(r.body); err != nil || len(es) != 1 || es[0].id != "stays" {
 		t.Errorf("serverStatus while draining: %v, want the parked request still listed", r)
 	}
@@ -172,8 +172,8 @@ func TestSignalDrainThenSecondSignal(t *testing.T) {
 	}
 	// The parked request got no answer: the process is gone.
 	parked.SetReadDeadline(time.Now().Add(waitBound))
-	if resp, err := http.ReadResponse(parked.br, nil); err == nil {
-		t.Errorf("the parked request got an answer %d after the process exited", resp.StatusCode)
+	if r, err := readReply(parked.br, http.MethodGet); err == nil {
+		t.Errorf("the parked request got an answer %v after the process exited", r)
 	}
 }
 
@@ -189,7 +189,7 @@ func TestSignalDrainsThenExitsZero(t *testing.T) {
 	ts.waitListed(t, "drains")
 	ts.closeIdle()
 	c.signal(t, syscall.SIGTERM)
-	_, r := parked.read(t, http.MethodGet)
+	r := parked.read(t, http.MethodGet)
 	wantBody(t, "request due within the grace", r, http.StatusOK, bodyOK)
 	if d := time.Since(sent); d < 500*time.Millisecond {
 		t.Errorf("answered after %v, want no earlier than 0.5s", d)

@@ -1,5 +1,3 @@
-//go:build linux
-
 package main
 
 // Hostile clients against a live server: junk bytes, a huge header,
@@ -18,7 +16,6 @@ package main
 import (
 	"bufio"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -386,16 +383,7 @@ func (cc *ctlConn) send(request string) error {
 
 func (cc *ctlConn) read(method string) (reply, error) {
 	cc.c.SetReadDeadline(time.Now().Add(waitBound))
-	resp, err := http.ReadResponse(cc.br, &http.Request{Method: method})
-	if err != nil {
-		return reply{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return reply{}, err
-	}
-	return reply{code: resp.StatusCode, header: resp.Header, body: body}, nil
+	return readReply(cc.br, method)
 }
 
 func (cc *ctlConn) roundTrip(method, request string) (reply, error) {
@@ -409,21 +397,6 @@ func (cc *ctlConn) roundTrip(method, request string) (reply, error) {
 }
 
 // ---- helpers for hostile clients ----
-
-// each runs fn(0) … fn(n-1) on workers goroutines and waits for them. fn
-// must bound its own waits and must not call t.Fatal.
-func each(n, workers int, fn func(i int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(n, workers) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				fn(i)
-			}
-		})
-	}
-	wg.Wait()
-}
 
 // connSet closes, at the latest in the test's cleanup, the connections a
 // hostile client opened.
@@ -483,56 +456,13 @@ func (s *connSet) dialMany(t *testing.T, addr string, n int) []*rawConn {
 	return conns
 }
 
-// isClosed says whether err is how a read sees a connection the server
-// closed: EOF, or a reset when it closed with bytes of ours unread.
-func isClosed(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
-}
-
-// answerOrClose reads what the server does with a request it should
-// refuse: an answer (got is true), or a close without one. It never waits
-// past deadline.
-func answerOrClose(c *rawConn, method string, deadline time.Time) (r reply, got bool, err error) {
-	c.SetReadDeadline(deadline)
-	if _, err := c.br.Peek(1); err != nil {
-		if isClosed(err) {
-			return reply{}, false, nil
-		}
-		return reply{}, false, err
-	}
-	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
-	if err != nil {
-		return reply{}, false, fmt.Errorf("reading an answer: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return reply{}, false, fmt.Errorf("reading an answer's body: %w", err)
-	}
-	return reply{code: resp.StatusCode, header: resp.Header, body: body}, true, nil
-}
-
-// closedWithNothing checks that the server closes c without writing
-// anything more, before deadline.
-func closedWithNothing(c *rawConn, deadline time.Time) error {
-	c.SetReadDeadline(deadline)
-	b, err := io.ReadAll(c.br)
-	switch {
-	case len(b) > 0:
-		return fmt.Errorf("the server wrote %s more before closing", clip(b))
-	case err != nil && !isClosed(err):
-		return fmt.Errorf("the connection was not closed: %w", err)
-	}
-	return nil
-}
-
 // refusedOrClosed checks what every hostile request must get: a 4xx JSON
 // answer, followed by a close when it is one of the answers after which
 // the server cannot go on reading (400, 408, 431, or one that says
 // Connection: close); or a close without an answer.
 func refusedOrClosed(t *testing.T, what string, c *rawConn, deadline time.Time) (code int) {
 	t.Helper()
-	r, got, err := answerOrClose(c, http.MethodGet, deadline)
+	r, got, err := c.answerOrClose(http.MethodGet, deadline)
 	if err != nil {
 		t.Errorf("%s: %v", what, err)
 		return -1
@@ -547,7 +477,7 @@ func refusedOrClosed(t *testing.T, what string, c *rawConn, deadline time.Time) 
 	switch {
 	case r.code == http.StatusBadRequest, r.code == http.StatusRequestTimeout,
 		r.code == http.StatusRequestHeaderFieldsTooLarge, strings.EqualFold(r.header.Get("Connection"), "close"):
-		if err := closedWithNothing(c, deadline); err != nil {
+		if err := c.closedWithNothing(deadline); err != nil {
 			t.Errorf("%s: after %v: %v", what, r, err)
 		}
 	}
@@ -584,71 +514,6 @@ func (ty *tally) String() string {
 		parts = append(parts, fmt.Sprintf("%s×%d", what, ty.n[code]))
 	}
 	return strings.Join(parts, " ")
-}
-
-// scrape reads /metrics (Prometheus text, not JSON).
-func scrape(t *testing.T, ts *testServer) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.base+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := ts.client.Do(req)
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("GET /metrics: %d %q %s (%v)", resp.StatusCode, resp.Header.Get("Content-Type"), clip(b), err)
-	}
-	return string(b)
-}
-
-// metricSum adds up the samples of the metric name whose labels include
-// every one of labels (written as `code="400"`).
-func metricSum(text, name string, labels ...string) (sum float64, found bool) {
-	for line := range strings.Lines(text) {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		series, value := line[:max(i, 0)], line[i+1:]
-		n, lbls, _ := strings.Cut(series, "{")
-		if n != name || slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(lbls, l) }) {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			continue
-		}
-		sum, found = sum+v, true
-	}
-	return sum, found
-}
-
-// waitParked polls /metrics until parkd_parked_requests is want; a scrape
-// asked for more than within after since that still shows another value
-// fails the test.
-func waitParked(t *testing.T, ts *testServer, want float64, since time.Time, within time.Duration) {
-	t.Helper()
-	for {
-		asked := time.Now()
-		v, ok := metricSum(scrape(t, ts), "parkd_parked_requests")
-		if !ok {
-			t.Fatalf("/metrics has no parkd_parked_requests")
-		}
-		if v == want {
-			return
-		}
-		if asked.Sub(since) > within {
-			t.Fatalf("parkd_parked_requests is %v %v after the event, want %v within %v", v, asked.Sub(since).Round(time.Millisecond), want, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // ---- the hostile cases ----
@@ -737,14 +602,14 @@ func hostileHugeHeader(t *testing.T, ts *testServer, ctl *control) {
 		c.SetWriteDeadline(time.Now().Add(waitBound))
 		io.WriteString(c, request) // the server stops reading at 8 KiB: the write may fail
 		deadline := time.Now().Add(waitBound)
-		r, got, err := answerOrClose(c, http.MethodGet, deadline)
+		r, got, err := c.answerOrClose(http.MethodGet, deadline)
 		if err != nil || !got {
 			t.Errorf("a 64 KiB header: no answer (%v), want 431", err)
 			return
 		}
 		checkAnswer(t, "a 64 KiB header", http.MethodGet, r)
 		wantError(t, "a 64 KiB header", r, http.StatusRequestHeaderFieldsTooLarge, "error")
-		if err := closedWithNothing(c, deadline); err != nil {
+		if err := c.closedWithNothing(deadline); err != nil {
 			t.Errorf("a 64 KiB header: after the 431: %v", err)
 		}
 	})
@@ -822,7 +687,7 @@ func hostileIdle(t *testing.T, ts *testServer, ctl *control) {
 			t.Errorf("healthz on keep-alive connection %d: %v", i, err)
 			return
 		}
-		r, got, err := answerOrClose(c, http.MethodGet, time.Now().Add(waitBound))
+		r, got, err := c.answerOrClose(http.MethodGet, time.Now().Add(waitBound))
 		if err != nil || !got {
 			t.Errorf("healthz on keep-alive connection %d: no answer (%v)", i, err)
 			return
@@ -832,7 +697,7 @@ func hostileIdle(t *testing.T, ts *testServer, ctl *control) {
 	ctl.waitLoops(t, controlMinLoops)
 	for i := 0; i < n; i += 100 { // still served after their idle spell
 		conns[i].send(t, getRequest("/api/serverStatus"))
-		if _, r := conns[i].read(t, http.MethodGet); r.code != http.StatusOK {
+		if r := conns[i].read(t, http.MethodGet); r.code != http.StatusOK {
 			t.Errorf("serverStatus on idle keep-alive connection %d: %v", i, r)
 		}
 	}
@@ -895,7 +760,7 @@ func hostileBadRequests(t *testing.T, ts *testServer, ctl *control) {
 		}()
 		for j := range perConn {
 			br := badRequests[(k+j)%len(badRequests)]
-			r, got, err := answerOrClose(c, br.method, time.Now().Add(waitBound))
+			r, got, err := c.answerOrClose(br.method, time.Now().Add(waitBound))
 			if err != nil || !got {
 				t.Errorf("bad request %d on connection %d: no answer (%v)", j, k, err)
 				c.Close() // ends the writer too
@@ -921,13 +786,13 @@ func hostileBadRequests(t *testing.T, ts *testServer, ctl *control) {
 		c.SetWriteDeadline(time.Now().Add(waitBound))
 		io.WriteString(c, raw)
 		deadline := time.Now().Add(waitBound)
-		r, got, err := answerOrClose(c, http.MethodGet, deadline)
+		r, got, err := c.answerOrClose(http.MethodGet, deadline)
 		if err != nil || !got {
 			t.Errorf("malformed %s: no answer (%v), want 400", clip([]byte(raw)), err)
 			return
 		}
 		wantError(t, "malformed "+clip([]byte(raw)), r, http.StatusBadRequest, "error")
-		if err := closedWithNothing(c, deadline); err != nil {
+		if err := c.closedWithNothing(deadline); err != nil {
 			t.Errorf("malformed %s: after the 400: %v", clip([]byte(raw)), err)
 		}
 		bad.Add(1)
@@ -936,7 +801,7 @@ func hostileBadRequests(t *testing.T, ts *testServer, ctl *control) {
 		t.Errorf("%d requests answered 400, want %d", bad.Load(), want)
 	}
 	// The control client's requests are never 400s.
-	if n, _ := metricSum(scrape(t, ts), "parkd_http_requests_total", `code="400"`); n != float64(bad.Load()) {
+	if n, _ := metricSum(t, scrape(t, ts), "parkd_http_requests_total", "code", "400"); n != float64(bad.Load()) {
 		t.Errorf("parkd_http_requests_total counts %v answers 400, want %d", n, bad.Load())
 	}
 	ctl.waitLoops(t, 1)
@@ -965,7 +830,7 @@ func hostileCapacity(t *testing.T, ts *testServer, ctl *control) {
 					answers[i] <- reply{}
 					return
 				}
-				r, got, err := answerOrClose(c, http.MethodGet, time.Now().Add(2*waitBound))
+				r, got, err := c.answerOrClose(http.MethodGet, time.Now().Add(2*waitBound))
 				if err == nil && got && r.code == http.StatusServiceUnavailable && filling.Load() {
 					time.Sleep(2 * time.Millisecond)
 					continue
@@ -994,10 +859,10 @@ func hostileCapacity(t *testing.T, ts *testServer, ctl *control) {
 		}
 	}
 	text := scrape(t, ts)
-	if v, _ := metricSum(text, "parkd_parked_requests"); v != n {
+	if v, _ := metricSum(t, text, "parkd_parked_requests"); v != n {
 		t.Errorf("parkd_parked_requests %v at capacity, want %d", v, n)
 	}
-	if v, _ := metricSum(text, "parkd_outcomes_total", `outcome="rejected"`); v < 2 {
+	if v, _ := metricSum(t, text, "parkd_outcomes_total", "outcome", "rejected"); v < 2 {
 		t.Errorf(`parkd_outcomes_total{outcome="rejected"} %v, want at least the 2 refused parks`, v)
 	}
 	wantBody(t, "healthz at capacity", ts.get(t, "/healthz"), http.StatusOK, bodyOK)
@@ -1165,20 +1030,18 @@ func hostileReadsNothing(t *testing.T, ts *testServer, ctl *control) {
 	qc.SetReadDeadline(time.Now().Add(waitBound))
 	answered := 0
 	for ; answered < quick; answered++ {
-		resp, err := http.ReadResponse(qc.br, &http.Request{Method: http.MethodGet})
-		if err != nil {
+		r, err := readReply(qc.br, http.MethodGet)
+		if err != nil && r.code == 0 {
 			if !isClosed(err) {
 				t.Errorf("after %d answers the connection was not closed: %v", answered, err)
 			}
 			break
 		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		if isClosed(err) {
 			break // the answer the server gave up on
 		}
-		if err != nil || resp.StatusCode != http.StatusOK || string(body) != bodyOK {
-			t.Errorf("quick park %d: got %d %s (%v), want 200 %s", answered, resp.StatusCode, clip(body), err, bodyOK)
+		if err != nil || r.code != http.StatusOK || string(r.body) != bodyOK {
+			t.Errorf("quick park %d: got %v (%v), want 200 %s", answered, r, err, bodyOK)
 		}
 	}
 	switch {

@@ -1,5 +1,3 @@
-//go:build linux
-
 package main
 
 import (
@@ -9,10 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // TestMetricsAddUp drives a scripted sequence — 3 ok, 2 killed, 1
@@ -25,23 +19,23 @@ func TestMetricsAddUp(t *testing.T) {
 	ts := startServer(t, cfg)
 
 	for _, id := range []string{"ok-1", "ok-2", "ok-3"} {
-		wantBody(t, "park "+id, ts.park(t, id, "0.05"), 200, okBody)
+		wantBody(t, "park "+id, ts.park(t, id, "0.05"), 200, bodyOK)
 	}
 
 	k1 := ts.parkAsync(t, "kill-1", "60")
 	k2 := ts.parkAsync(t, "kill-2", "60.5")
 	ts.waitListed(t, "kill-1", "kill-2")
-	if v, _ := metricSum(scrape(t, ts), "parkd_parked_requests"); v != 2 {
+	if v, _ := metricSum(t, scrape(t, ts), "parkd_parked_requests"); v != 2 {
 		t.Fatalf("parkd_parked_requests = %v with two parked, want 2", v)
 	}
 	requestsAgreeWithStatus(t, ts)
 	r := ts.park(t, "rejected", "1")
 	wantError(t, "park at capacity", r, 503, "error")
 	for _, id := range []string{"kill-1", "kill-2"} {
-		wantBody(t, "kill "+id, ts.killJSON(t, id), 200, okBody)
+		wantBody(t, "kill "+id, ts.killJSON(t, id), 200, bodyOK)
 	}
-	wantBody(t, "kill-1", await(t, "kill-1", k1), 500, killedBody)
-	wantBody(t, "kill-2", await(t, "kill-2", k2), 500, killedBody)
+	wantBody(t, "kill-1", await(t, "kill-1", k1), 500, bodyKilled)
+	wantBody(t, "kill-2", await(t, "kill-2", k2), 500, bodyKilled)
 
 	c, err := net.Dial("tcp", ts.addr)
 	if err != nil {
@@ -126,48 +120,4 @@ func requestsAgreeWithStatus(t *testing.T, ts *testServer) {
 	if !slices.Equal(fromStatus, fromRequests) {
 		t.Fatalf("serverStatus lists %q, /api/requests %q", fromStatus, fromRequests)
 	}
-}
-
-// parseMetrics reads the text exposition with Prometheus's own parser,
-// which also fails on malformed output.
-func parseMetrics(t *testing.T, text string) map[string]*dto.MetricFamily {
-	t.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(strings.NewReader(text))
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return families
-}
-
-// sample is the value of the series of name with exactly labels: a
-// counter's or gauge's value, a histogram's count.
-func sample(families map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
-	f, ok := families[name]
-	if !ok {
-		return 0, false
-	}
-	for _, m := range f.GetMetric() {
-		if len(m.GetLabel()) != len(labels) {
-			continue
-		}
-		match := true
-		for _, l := range m.GetLabel() {
-			if labels[l.GetName()] != l.GetValue() {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		switch {
-		case m.GetCounter() != nil:
-			return m.GetCounter().GetValue(), true
-		case m.GetGauge() != nil:
-			return m.GetGauge().GetValue(), true
-		case m.GetHistogram() != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-	}
-	return 0, false
 }

@@ -1,5 +1,3 @@
-//go:build linux
-
 package main
 
 // Shutdown under load, on the real process (see signal_test.go): SIGTERM
@@ -51,7 +49,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 
 	spare := dialRaw(t, c.addr) // open before the signal, kept alive
 	spare.send(t, getRequest("/readyz"))
-	if _, r := spare.read(t, http.MethodGet); r.code != http.StatusOK {
+	if r := spare.read(t, http.MethodGet); r.code != http.StatusOK {
 		t.Fatalf("readyz before the signal: %v", r)
 	}
 
@@ -90,15 +88,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 			return
 		}
 		readers.Go(func() {
-			resp, err := http.ReadResponse(cn.br, &http.Request{Method: http.MethodGet})
+			r, err := readReply(cn.br, http.MethodGet)
 			p.at = time.Now()
-			if err != nil {
-				p.err = err
-				return
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			p.r = reply{code: resp.StatusCode, header: resp.Header, body: body}
+			p.r = r
 			if err != nil {
 				p.err = err
 				return
@@ -113,10 +105,10 @@ func TestShutdownUnderLoad(t *testing.T) {
 	// some due soon already answered.
 	untilParked := func(want float64) {
 		for end := time.Now().Add(waitBound); ; time.Sleep(20 * time.Millisecond) {
-			text := rawScrape(t, spare)
-			parkedNow, _ := metricSum(text, "parkd_parked_requests")
-			ok, _ := metricSum(text, "parkd_outcomes_total", `outcome="ok"`)
-			all, _ := metricSum(text, "parkd_outcomes_total")
+			text := spare.scrape(t)
+			parkedNow, _ := metricSum(t, text, "parkd_parked_requests")
+			ok, _ := metricSum(t, text, "parkd_outcomes_total", "outcome", "ok")
+			all, _ := metricSum(t, text, "parkd_outcomes_total")
 			if all != ok {
 				t.Fatalf("outcomes other than ok before the signal:\n%s", grepLines(text, "parkd_outcomes_total"))
 			}
@@ -148,7 +140,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	// says 503 while the requests due within the grace are parked.
 	for end := signalled.Add(waitBound); ; time.Sleep(5 * time.Millisecond) {
 		spare.send(t, getRequest("/readyz"))
-		_, r := spare.read(t, http.MethodGet)
+		r := spare.read(t, http.MethodGet)
 		if r.code == http.StatusServiceUnavailable {
 			wantError(t, "readyz while draining", r, http.StatusServiceUnavailable, "shutting down")
 			break
@@ -256,23 +248,6 @@ func TestShutdownUnderLoad(t *testing.T) {
 	t.Logf("shutdown: parked=%d ok=%d shutting_down=%d other=%d exit_after=%.2fs last_503_after=%.2fs last_200_after=%.2fs ok_before_signal=%d setup=%.2fs server_503s_in=%.2fs server_stopped_in=%.2fs",
 		n, ok, down, other, exitAfter.Seconds(), last503.Seconds(), last200.Seconds(), early, setup.Seconds(),
 		last503Logged.Sub(shuttingDown).Seconds(), stopped.Sub(shuttingDown).Seconds())
-}
-
-// rawScrape reads /metrics on a raw keep-alive connection.
-func rawScrape(t *testing.T, c *rawConn) string {
-	t.Helper()
-	c.send(t, getRequest("/metrics"))
-	c.SetReadDeadline(time.Now().Add(waitBound))
-	resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodGet})
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %s (%v)", resp.StatusCode, clip(b), err)
-	}
-	return string(b)
 }
 
 // grepLines keeps the lines of text that hold s.
