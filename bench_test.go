@@ -190,7 +190,7 @@ func BenchmarkHTTPServerStatus(b *testing.B) {
 					// listing's sort has work to do.
 					timeout := time.Hour + time.Duration(i*7919%n)*time.Millisecond
 					if _, err := bs.s.reg.Park(registry.Request{ConnID: id, Timeout: timeout, RemoteAddr: "127.0.0.1:1"},
-						func(registry.Outcome) {}); err != nil {
+						nopOwner{}); err != nil {
 						b.Fatalf("parking %s: %v", id, err)
 					}
 					ids = append(ids, id)
@@ -216,7 +216,7 @@ func BenchmarkHTTPServerStatus(b *testing.B) {
 			b.StopTimer()
 		})
 		for _, id := range ids {
-			if err := bs.s.reg.Kill(id); err != nil {
+			if err := bs.s.reg.Kill(id, 0); err != nil {
 				b.Errorf("kill %s: %v", id, err)
 			}
 		}
@@ -231,12 +231,12 @@ func BenchmarkHTTPKill(b *testing.B) {
 	bs := startBench(b, false)
 	defer bs.stop(b)
 	var killed, wrong, ops atomic.Int64
-	deliver := func(o registry.Outcome) {
+	deliver := countingOwner(func(o registry.Outcome) {
 		if o != registry.Killed {
 			wrong.Add(1)
 		}
 		killed.Add(1)
-	}
+	})
 	var seq connIDs
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -267,3 +267,16 @@ func BenchmarkHTTPKill(b *testing.B) {
 		b.Errorf("%d kills answered 200, %d outcomes delivered, %d not Killed", ops.Load(), killed.Load(), wrong.Load())
 	}
 }
+
+// nopOwner owns registry entries parked without a connection, to be listed.
+type nopOwner struct{}
+
+func (nopOwner) Deliver(registry.Outcome, registry.Detail) {}
+func (nopOwner) Step(int, time.Time) bool                  { return true }
+
+// countingOwner owns registry entries parked without a connection, and is
+// told their outcome.
+type countingOwner func(registry.Outcome)
+
+func (f countingOwner) Deliver(o registry.Outcome, _ registry.Detail) { f(o) }
+func (countingOwner) Step(int, time.Time) bool                        { return true }

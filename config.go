@@ -10,16 +10,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parkd/parkd/wire"
 )
 
 // config is what the flags and PARKD_* variables set.
 type config struct {
-	addr       string
-	maxTimeout time.Duration
-	capacity   int // 0: the open-file limit minus a reserve
-	grace      time.Duration
-	logFormat  string
-	logLevel   slog.Level
+	addr        string
+	maxTimeout  time.Duration
+	capacity    int // 0: the open-file limit minus a reserve
+	grace       time.Duration
+	logFormat   string
+	logLevel    slog.Level
+	idleTimeout time.Duration
+	instance    string // "": the host name, ':' and the bound port
+	seed        uint64 // 0: random
 }
 
 // option is one flag and its environment variable.
@@ -36,16 +41,20 @@ func (c *config) options() []option {
 		{"grace", "PARKD_GRACE", "how long shutdown lets parked requests finish, a Go `duration`", durationValue{&c.grace, true}},
 		{"log-format", "PARKD_LOG_FORMAT", "log `format`: text or json", choiceValue{&c.logFormat, []string{"text", "json"}}},
 		{"log-level", "PARKD_LOG_LEVEL", "log `level`: debug, info, warn or error", levelValue{&c.logLevel}},
+		{"idle-timeout", "PARKD_IDLE_TIMEOUT", "how long a keep-alive connection may sit idle between requests, a Go `duration`", durationValue{&c.idleTimeout, false}},
+		{"instance", "PARKD_INSTANCE", "this instance's `name`, sent as Parkd-Instance on every answer (default: host name:port)", instanceValue{&c.instance}},
+		{"seed", "PARKD_SEED", "seed of the random draws of then and jitter, for runs that repeat; 0 = random", seedValue{&c.seed}},
 	}
 }
 
 func defaultConfig() config {
 	return config{
-		addr:       ":8080",
-		maxTimeout: time.Hour,
-		grace:      10 * time.Second,
-		logFormat:  "text",
-		logLevel:   slog.LevelInfo,
+		addr:        ":8080",
+		maxTimeout:  time.Hour,
+		grace:       10 * time.Second,
+		logFormat:   "text",
+		logLevel:    slog.LevelInfo,
+		idleTimeout: 2 * time.Minute,
 	}
 }
 
@@ -199,4 +208,41 @@ func (v levelValue) Set(s string) error {
 		}
 	}
 	return errors.New("want debug, info, warn or error")
+}
+
+type instanceValue struct{ p *string }
+
+func (v instanceValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+// Set takes a name of 1 to 128 bytes of UTF-8 without control characters:
+// it goes into a header line and into logs.
+func (v instanceValue) Set(s string) error {
+	if err := wire.CheckConnID(s); err != nil {
+		return errors.New("want 1 to 128 bytes of UTF-8 without control characters")
+	}
+	*v.p = s
+	return nil
+}
+
+type seedValue struct{ p *uint64 }
+
+func (v seedValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatUint(*v.p, 10)
+}
+
+func (v seedValue) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return errors.New("want a whole number from 0 to 18446744073709551615")
+	}
+	*v.p = n
+	return nil
 }

@@ -28,16 +28,16 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"defaults", nil, nil, def},
 		{"every flag", []string{"-addr", "127.0.0.1:9000", "-max-timeout", "90s", "-capacity", "5", "-grace", "1m", "-log-format", "json", "-log-level", "debug"}, nil,
-			config{addr: "127.0.0.1:9000", maxTimeout: 90 * time.Second, capacity: 5, grace: time.Minute, logFormat: "json", logLevel: slog.LevelDebug}},
+			config{addr: "127.0.0.1:9000", maxTimeout: 90 * time.Second, capacity: 5, grace: time.Minute, logFormat: "json", logLevel: slog.LevelDebug, idleTimeout: 2 * time.Minute}},
 		{"double-dash flags", []string{"--addr=:9001", "--log-level=error"}, nil,
 			with(func(c *config) { c.addr, c.logLevel = ":9001", slog.LevelError })},
 		{"every variable", nil, map[string]string{
 			"PARKD_ADDR": "127.0.0.1:9002", "PARKD_MAX_TIMEOUT": "2h", "PARKD_CAPACITY": "7", "PARKD_GRACE": "0s",
 			"PARKD_LOG_FORMAT": "json", "PARKD_LOG_LEVEL": "warn"},
-			config{addr: "127.0.0.1:9002", maxTimeout: 2 * time.Hour, capacity: 7, grace: 0, logFormat: "json", logLevel: slog.LevelWarn}},
+			config{addr: "127.0.0.1:9002", maxTimeout: 2 * time.Hour, capacity: 7, grace: 0, logFormat: "json", logLevel: slog.LevelWarn, idleTimeout: 2 * time.Minute}},
 		{"a flag wins over its variable", []string{"-addr", ":2", "-max-timeout", "1m", "-capacity", "2", "-grace", "2s", "-log-format", "text", "-log-level", "error"},
 			map[string]string{"PARKD_ADDR": ":1", "PARKD_MAX_TIMEOUT": "2m", "PARKD_CAPACITY": "1", "PARKD_GRACE": "1s", "PARKD_LOG_FORMAT": "json", "PARKD_LOG_LEVEL": "debug"},
-			config{addr: ":2", maxTimeout: time.Minute, capacity: 2, grace: 2 * time.Second, logFormat: "text", logLevel: slog.LevelError}},
+			config{addr: ":2", maxTimeout: time.Minute, capacity: 2, grace: 2 * time.Second, logFormat: "text", logLevel: slog.LevelError, idleTimeout: 2 * time.Minute}},
 		{"a variable without its flag still counts", []string{"-addr", ":2"}, map[string]string{"PARKD_CAPACITY": "9"},
 			with(func(c *config) { c.addr, c.capacity = ":2", 9 })},
 		{"an empty variable is unset", nil, map[string]string{"PARKD_ADDR": "", "PARKD_GRACE": ""}, def},
@@ -52,6 +52,10 @@ func TestParseConfig(t *testing.T) {
 		{"positional port 65535", []string{"65535"}, nil, with(func(c *config) { c.addr = ":65535" })},
 		{"zero grace", []string{"-grace", "0s"}, nil, with(func(c *config) { c.grace = 0 })},
 		{"capacity 0 is the default", []string{"-capacity", "0"}, nil, def},
+		{"idle-timeout, instance, seed", []string{"-idle-timeout", "3s", "-instance", "b-2:9", "-seed", "42"}, nil,
+			with(func(c *config) { c.idleTimeout, c.instance, c.seed = 3*time.Second, "b-2:9", 42 })},
+		{"their variables", nil, map[string]string{"PARKD_IDLE_TIMEOUT": "500ms", "PARKD_INSTANCE": "ünit 1", "PARKD_SEED": "7"},
+			with(func(c *config) { c.idleTimeout, c.instance, c.seed = 500*time.Millisecond, "ünit 1", 7 })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,6 +105,12 @@ func TestRunBadConfiguration(t *testing.T) {
 		{"PARKD_GRACE bad", nil, map[string]string{"PARKD_GRACE": "10"}, "PARKD_GRACE"},
 		{"PARKD_LOG_FORMAT bad", nil, map[string]string{"PARKD_LOG_FORMAT": "yaml"}, "PARKD_LOG_FORMAT"},
 		{"PARKD_LOG_LEVEL bad", nil, map[string]string{"PARKD_LOG_LEVEL": "loud"}, "PARKD_LOG_LEVEL"},
+		{"idle-timeout zero", []string{"-idle-timeout", "0s"}, nil, "idle-timeout"},
+		{"instance with a control character", []string{"-instance", "a\nb"}, nil, "instance"},
+		{"instance empty", []string{"-instance", ""}, nil, "instance"},
+		{"PARKD_INSTANCE with a tab", nil, map[string]string{"PARKD_INSTANCE": "a\tb"}, "PARKD_INSTANCE"},
+		{"seed not a number", []string{"-seed", "x"}, nil, "seed"},
+		{"PARKD_SEED negative", nil, map[string]string{"PARKD_SEED": "-1"}, "PARKD_SEED"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,8 +145,9 @@ func TestRunHelp(t *testing.T) {
 		}
 		out := stderr.String()
 		for _, want := range []string{"Usage: parkd", "[port]",
-			"-addr", "-max-timeout", "-capacity", "-grace", "-log-format", "-log-level",
-			"PARKD_ADDR", "PARKD_MAX_TIMEOUT", "PARKD_CAPACITY", "PARKD_GRACE", "PARKD_LOG_FORMAT", "PARKD_LOG_LEVEL"} {
+			"-addr", "-max-timeout", "-capacity", "-grace", "-log-format", "-log-level", "-idle-timeout", "-instance", "-seed",
+			"PARKD_ADDR", "PARKD_MAX_TIMEOUT", "PARKD_CAPACITY", "PARKD_GRACE", "PARKD_LOG_FORMAT", "PARKD_LOG_LEVEL",
+			"PARKD_IDLE_TIMEOUT", "PARKD_INSTANCE", "PARKD_SEED"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("run(%s) usage does not mention %s:\n%s", arg, want, out)
 			}

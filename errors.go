@@ -56,7 +56,9 @@ func (s *server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, wire.ErrMalformedEscape), errors.Is(err, wire.ErrInvalidConnID),
 		errors.Is(err, wire.ErrInvalidTimeout), errors.Is(err, wire.ErrNoConnID),
-		errors.Is(err, wire.ErrUnreadableBody), errors.Is(err, wire.ErrConflictingConnIDs):
+		errors.Is(err, wire.ErrUnreadableBody), errors.Is(err, wire.ErrConflictingConnIDs),
+		errors.Is(err, wire.ErrInvalidThen), errors.Is(err, wire.ErrConflictingThens),
+		errors.Is(err, wire.ErrInvalidJitter), errors.Is(err, wire.ErrInvalidBody), errors.Is(err, wire.ErrInvalidDrip):
 		code, msg = fasthttp.StatusBadRequest, err.Error()
 	case errors.Is(err, errUnknownConnID):
 		// The seed's sentence is the status itself.
@@ -101,6 +103,7 @@ func (s *server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	if c, ok := ctx.Conn().(*clientConn); ok {
 		c.lingerOnClose()
 	}
+	ctx.Response.Header.SetBytesV("Parkd-Instance", s.instance)
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {

@@ -3,6 +3,7 @@ package main
 import (
 	_ "embed"
 
+	"github.com/parkd/parkd/registry"
 	"github.com/parkd/parkd/wire"
 	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
@@ -18,15 +19,16 @@ func (s *server) serverStatus(ctx *fasthttp.RequestCtx) {
 	s.writeListing(ctx, '{', '}', appendStatus)
 }
 
-// kill is PUT /api/kill with the connId in the body or the query.
+// kill is PUT /api/kill with the connId, and a then list, in the body or
+// the query.
 func (s *server) kill(ctx *fasthttp.RequestCtx) {
-	id, err := wire.KillConnID(ctx.URI().QueryString(), ctx.PostBody())
+	k, err := wire.ParseKill(ctx.URI().QueryString(), ctx.PostBody())
 	if err != nil {
 		s.writeError(ctx, err)
 		return
 	}
-	if err := s.reg.Kill(id); err != nil {
-		s.writeError(ctx, withMessage(errUnknownConnID, "invalid connection Id : "+id))
+	if err := s.reg.Kill(k.ConnID, registry.Detail(s.drawKill(k.Then))); err != nil {
+		s.writeError(ctx, withMessage(errUnknownConnID, "invalid connection Id : "+k.ConnID))
 		return
 	}
 	writeJSONString(ctx, fasthttp.StatusOK, okBody)
@@ -66,14 +68,19 @@ func (s *server) getRequest(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, fasthttp.StatusOK, appendRequest(nil, in))
 }
 
-// deleteRequest is DELETE /api/requests/{connId}: a kill.
+// deleteRequest is DELETE /api/requests/{connId}[?then=…]: a kill.
 func (s *server) deleteRequest(ctx *fasthttp.RequestCtx) {
 	id, err := pathConnID(ctx)
 	if err != nil {
 		s.writeError(ctx, err)
 		return
 	}
-	if err := s.reg.Kill(id); err != nil {
+	then, err := wire.ThenOf(ctx.URI().QueryString())
+	if err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	if err := s.reg.Kill(id, registry.Detail(s.drawKill(then))); err != nil {
 		s.writeError(ctx, notParked(id))
 		return
 	}

@@ -395,7 +395,7 @@ func checkAnswer(t *testing.T, what, method string, r reply) {
 	if !strings.Contains(strings.ToLower(r.header.Get("Server")), "parkd") {
 		t.Errorf("%s: Server header %q does not name parkd", what, r.header.Get("Server"))
 	}
-	if method == http.MethodHead || len(r.body) == 0 && r.code == http.StatusNoContent {
+	if method == http.MethodHead || len(r.body) == 0 && (r.code == http.StatusNoContent || r.code == http.StatusNotModified) {
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.header.Get("Content-Type")); err != nil || mt != "application/json" {

@@ -950,10 +950,11 @@ func hostileReadsNothing(t *testing.T, ts *testServer, ctl *control) {
 	qc.send(t, q.String())
 	lc.send(t, l.String())
 
-	// Watch the quick parks go by until none has been listed for two
-	// seconds, twenty times their timeout: the last one listed is the one
-	// whose answer found the buffers full (or the last of all, if they
-	// never filled).
+	// Watch the quick parks go by until none has been listed for five
+	// seconds, fifty times their timeout (a loaded machine can stall the
+	// server for a second or two): the last one listed is the one whose
+	// answer found the buffers full (or the last of all, if they never
+	// filled).
 	type watched struct {
 		last     int
 		lastSeen time.Time
@@ -962,7 +963,7 @@ func hostileReadsNothing(t *testing.T, ts *testServer, ctl *control) {
 	ts.goAsync(t, func() {
 		w := watched{last: -1}
 		defer func() { watch <- w }()
-		for end := time.Now().Add(waitBound + quick*time.Second/10); (w.last < 0 || time.Since(w.lastSeen) < 2*time.Second) && time.Now().Before(end); {
+		for end := time.Now().Add(waitBound + quick*time.Second/10); (w.last < 0 || time.Since(w.lastSeen) < 5*time.Second) && time.Now().Before(end); {
 			r := ts.get(t, "/api/requests")
 			var list []struct{ ConnID string }
 			if err := json.Unmarshal(r.body, &list); err != nil {

@@ -53,10 +53,16 @@ func appendParked(b []byte, p registry.Parked) []byte {
 	return appendRequest(b, p.Info())
 }
 
-// appendRequest writes one parked request as the resource API shows it.
+// appendRequest writes one parked request as the resource API shows it:
+// remainingMs counts to its last byte, and then, phase and bytesSent say
+// what its ending is and how far its answer has gone.
 func appendRequest(b []byte, in registry.Info) []byte {
 	timeoutMs := in.Timeout.Milliseconds()
-	remainingMs := min(max(0, int64((in.Remaining+time.Millisecond-1)/time.Millisecond)), timeoutMs)
+	remainingMs := min(max(0, int64((in.Remaining+time.Millisecond-1)/time.Millisecond)), timeoutMs+in.Drip.Milliseconds())
+	then, phase, sent := thenText(nil), phaseWaiting, int64(0)
+	if pc, ok := in.Owner.(*parkedConn); ok && pc.shape != nil {
+		then, phase, sent = thenText(pc.shape), pc.shape.phase.Load(), pc.shape.sent.Load()
+	}
 	b = append(b, `{"connId":`...)
 	b = wire.AppendString(b, in.ConnID)
 	b = append(b, `,"timeoutMs":`...)
@@ -69,6 +75,12 @@ func appendRequest(b []byte, in registry.Info) []byte {
 	b = in.Deadline.UTC().AppendFormat(b, rfc3339Millis)
 	b = append(b, `","remoteAddr":`...)
 	b = wire.AppendString(b, in.RemoteAddr)
+	b = append(b, `,"then":"`...)
+	b = append(b, then...)
+	b = append(b, `","phase":"`...)
+	b = append(b, phaseNames[phase]...)
+	b = append(b, `","bytesSent":`...)
+	b = strconv.AppendInt(b, sent, 10)
 	return append(b, '}')
 }
 

@@ -59,7 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("cannot listen", "addr", cfg.addr, "err", err)
 		return 1
 	}
-	log.Info("parkd listening", "addr", ln.Addr().String(), "capacity", s.reg.Capacity(),
+	s.setInstance(ln.Addr())
+	log.Info("parkd listening", "addr", ln.Addr().String(), "instance", s.name, "capacity", s.reg.Capacity(),
 		"open_file_limit", s.openFiles, "max_timeout", cfg.maxTimeout.String(), "grace", cfg.grace.String())
 	return s.serve(ctx, ln)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/puzpuzpuz/xsync/v4"
 
 	"github.com/parkd/parkd/registry"
+	"github.com/parkd/parkd/wire"
 )
 
 // Label values of parkd's own: the outcome of a park refused because every
@@ -22,12 +23,15 @@ const (
 // side by side (tests) count apart. Counting is a few atomic adds; only a
 // scrape gathers.
 type metrics struct {
-	registry  *prometheus.Registry
-	outcomes  map[string]prometheus.Counter // by outcome label, fixed at construction
-	lateness  prometheus.Histogram
-	requests  *prometheus.CounterVec
-	byRouteCd *xsync.Map[routeCode, prometheus.Counter] // resolved children of requests
-	parkRoute string                                    // the route label of parked answers
+	registry      *prometheus.Registry
+	outcomes      map[string]prometheus.Counter // by outcome label, fixed at construction
+	lateness      prometheus.Histogram
+	pieceLateness prometheus.Histogram
+	endings       *prometheus.CounterVec
+	byEnding      *xsync.Map[wire.Action, prometheus.Counter] // resolved children of endings
+	requests      *prometheus.CounterVec
+	byRouteCd     *xsync.Map[routeCode, prometheus.Counter] // resolved children of requests
+	parkRoute     string                                    // the route label of parked answers
 }
 
 type routeCode struct {
@@ -45,9 +49,19 @@ func newMetrics(reg *registry.Registry, draining func() bool, idle func() int, p
 		outcomes:  map[string]prometheus.Counter{},
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "parkd_answer_lateness_seconds",
-			Help:    "How long after its deadline a parked request's 200 answer left.",
-			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1},
+			Help:    "How long after its deadline a parked request's answer (for a dripping body, its headers) left.",
+			Buckets: latenessBuckets(),
 		}),
+		pieceLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parkd_piece_lateness_seconds",
+			Help:    "How long after its scheduled time a piece of a dripping body left.",
+			Buckets: latenessBuckets(),
+		}),
+		endings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parkd_endings_total",
+			Help: "Endings applied to parked requests, by what was applied: a status code, reset, close, garbage or truncate.",
+		}, []string{"then"}),
+		byEnding: xsync.NewMap[wire.Action, prometheus.Counter](),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parkd_http_requests_total",
 			Help: "HTTP requests answered, by route and status code.",
@@ -84,11 +98,24 @@ func newMetrics(reg *registry.Registry, draining func() bool, idle func() int, p
 			}
 			return 0
 		}),
-		outcomes, m.lateness, m.requests,
+		outcomes, m.lateness, m.pieceLateness, m.endings, m.requests,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// latenessBuckets are the bounds of the lateness histograms, in seconds.
+func latenessBuckets() []float64 {
+	return []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1}
+}
+
+// ended counts one ending applied.
+func (m *metrics) ended(a wire.Action) {
+	c, _ := m.byEnding.LoadOrCompute(a, func() (prometheus.Counter, bool) {
+		return m.endings.WithLabelValues(a.String()), false
+	})
+	c.Inc()
 }
 
 func (m *metrics) outcome(name string) {

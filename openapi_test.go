@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,7 @@ type answer struct {
 	code   int
 	header http.Header
 	body   []byte
+	status string // the status line after the protocol: "299 Unknown Status Code"
 }
 
 func (a answer) String() string { return fmt.Sprintf("%d %s", a.code, clip(a.body)) }
@@ -126,13 +128,29 @@ func (d *apiDoc) checkComponent(name string, code int, req *http.Request, a answ
 	return d.checkOperation(route, nil, req, a, req.Method == http.MethodHead)
 }
 
+// skippedStatus are the codes kin-openapi's ValidateResponse passes
+// without a look; then=301 or then=304 gives them.
+var skippedStatus = []int{http.StatusMovedPermanently, http.StatusNotModified, http.StatusTemporaryRedirect, http.StatusPermanentRedirect}
+
 // checkOperation validates a against route's operation. A status the
 // operation does not list fails; so does a body where it lists none, which
-// kin-openapi lets through.
+// kin-openapi lets through. An answer with a status kin-openapi skips is
+// validated against the response the document gives it, standing under
+// 299.
 func (d *apiDoc) checkOperation(route *routers.Route, params map[string]string, req *http.Request, a answer, noBody bool) error {
+	status := a.code
+	if slices.Contains(skippedStatus, a.code) {
+		ref := route.Operation.Responses.Status(a.code)
+		if ref == nil {
+			return fmt.Errorf("the operation lists no %d", a.code)
+		}
+		stand := *route
+		stand.Operation = &openapi3.Operation{Responses: openapi3.NewResponses(openapi3.WithStatus(299, ref))}
+		route, status = &stand, 299
+	}
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
-		Status:                 a.code,
+		Status:                 status,
 		Header:                 a.header,
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: noBody},
 	}
@@ -140,7 +158,11 @@ func (d *apiDoc) checkOperation(route *routers.Route, params map[string]string, 
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		return err
 	}
-	if ref := route.Operation.Responses.Status(a.code); ref != nil && len(ref.Value.Content) == 0 && len(a.body) > 0 {
+	// kin-openapi decodes the first JSON value and ignores what follows it.
+	if !noBody && len(a.body) > 0 && a.header.Get("Content-Type") == "application/json" && !json.Valid(a.body) {
+		return fmt.Errorf("the body is not one JSON value: %s", clip(a.body))
+	}
+	if ref := route.Operation.Responses.Status(status); ref != nil && len(ref.Value.Content) == 0 && len(a.body) > 0 {
 		return fmt.Errorf("the document gives %d no body; got %s", a.code, clip(a.body))
 	}
 	return nil
@@ -177,7 +199,7 @@ func fetch(ts *testServer, method, path, body, contentType string) (answer, erro
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, b}, err
+	return answer{resp.StatusCode, resp.Header, b, resp.Status}, err
 }
 
 // keptConn is a client connection written and read as raw bytes, for
@@ -213,13 +235,14 @@ func (k *keptConn) exchange(method, request string) (answer, error) {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, b}, err
+	return answer{resp.StatusCode, resp.Header, b, resp.Status}, err
 }
 
 // parked is the one answer of a request parked on a goroutine of its own.
 type parked struct {
-	id string
-	ch chan result
+	id   string
+	path string // the park request, query included
+	ch   chan result
 }
 
 type result struct {
@@ -243,39 +266,53 @@ func newParker(t *testing.T, wg *sync.WaitGroup, ts *testServer) parker {
 // hold parks id for timeout seconds and waits until it is listed.
 func (p parker) hold(id, timeout string) parked {
 	p.t.Helper()
-	h := parked{id, make(chan result, 1)}
+	return p.holdPath(id, parkPath(id, timeout), "waiting")
+}
+
+// holdPath parks id with the park request path and waits until it is
+// listed in phase: "waiting", or "body" once its body drips.
+func (p parker) holdPath(id, path, phase string) parked {
+	p.t.Helper()
+	h := parked{id, path, make(chan result, 1)}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		a, err := fetch(p.ts, http.MethodGet, parkPath(id, timeout), "", "")
+		a, err := fetch(p.ts, http.MethodGet, path, "", "")
 		h.ch <- result{a, err}
 	}()
 	end := time.Now().Add(waitBound)
 	for {
 		a, err := fetch(p.ts, http.MethodGet, "/api/requests/"+url.PathEscape(id), "", "")
-		if err == nil && a.code == http.StatusOK {
+		if err == nil && a.code == http.StatusOK && strings.Contains(string(a.body), `"phase":"`+phase+`"`) {
 			return h
 		}
 		if time.Now().After(end) {
-			p.t.Fatalf("%q was never listed: last %v, %v", id, a, err)
+			p.t.Fatalf("%q was never listed in phase %s: last %v, %v", id, phase, a, err)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// result is the held request's outcome, within waitBound.
+func (h parked) result(t *testing.T) result {
+	t.Helper()
+	select {
+	case r := <-h.ch:
+		return r
+	case <-time.After(waitBound):
+		t.Fatalf("parked %q: no answer within %v", h.id, waitBound)
+		return result{}
 	}
 }
 
 // await is the held request's answer, within waitBound.
 func (h parked) await(t *testing.T) answer {
 	t.Helper()
-	select {
-	case r := <-h.ch:
-		if r.err != nil {
-			t.Fatalf("parked %q: %v", h.id, r.err)
-		}
-		return r.a
-	case <-time.After(waitBound):
-		t.Fatalf("parked %q: no answer within %v", h.id, waitBound)
-		return answer{}
+	r := h.result(t)
+	if r.err != nil {
+		t.Fatalf("parked %q: %v", h.id, r.err)
 	}
+	return r.a
 }
 
 // checkAgainst fails t if the document does not describe a as the answer
@@ -379,10 +416,15 @@ type exchangeCase struct {
 	path        string // as sent, query included; for raw, what the document is asked about
 	body        string
 	contentType string
-	raw         string // when set, these bytes are sent instead, on a connection of their own
-	hold        string // a connId parked (600 s) before the request
-	code        int    // the status the contract gives
-	heldCode    int    // when not 0, the status the held request then answers
+	raw         string              // when set, these bytes are sent instead, on a connection of their own
+	hold        string              // a connId parked before the request
+	holdQuery   string              // the held park's parameters after its connId; "" is &timeout=600
+	holdDrips   bool                // the request waits until the held park's body drips
+	code        int                 // the status the contract gives
+	heldCode    int                 // when not 0, the status the held request then answers
+	heldWant    func(answer) string // more the held request's answer must show
+	heldCut     bool                // the held request's body is cut short: no whole answer
+	stillHeld   bool                // the held request is still parked after the answer
 	params      paramCheck
 	component   string              // for an answer no operation gives: the response component for it
 	want        func(answer) string // more the answer must show; "" when it does
@@ -429,6 +471,13 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	t.Run("unreadable requests", func(t *testing.T) {
 		t.Parallel()
 		ts := startServer(t, testConfig(), func(s *server) { s.http.ReadTimeout = 300 * time.Millisecond })
+		// Without -instance, the host name and the port.
+		host, err := os.Hostname()
+		if err != nil {
+			host = "parkd"
+		}
+		_, port, _ := net.SplitHostPort(ts.addr)
+		instance := host + ":" + port
 		for _, tt := range []struct {
 			name, request, component string
 			code                     int
@@ -446,19 +495,114 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			if a.code != tt.code {
 				t.Errorf("%s: got %v, want %d", tt.name, a, tt.code)
 			}
+			if got := a.header.Get("Parkd-Instance"); got != instance {
+				t.Errorf("%s: Parkd-Instance is %q, want %q", tt.name, got, instance)
+			}
 			api.checkAgainst(t, tt.name, http.MethodGet, "/api/serverStatus", tt.component, tt.code, a)
 		}
 	})
+	t.Run("then and jitter repeat with -seed", func(t *testing.T) {
+		t.Parallel()
+		api.checkSeeded(t)
+	})
+}
+
+// checkSeeded runs the same draws on two servers started with the same
+// -seed: a weighted then and a jitter must come out the same on both, and
+// every answer must be one the document describes.
+func (d *apiDoc) checkSeeded(t *testing.T) {
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	run := func() (codes []int, timeoutMs int64) {
+		cfg := testConfig()
+		cfg.seed = 20261202
+		ts := startServer(t, cfg)
+		for i := range 12 {
+			timeout := "0" // answered at once, and parked, in turn
+			if i%2 == 1 {
+				timeout = "0.01"
+			}
+			path := park(fmt.Sprintf("seeded-%d", i), "&timeout="+timeout+"&then=200:2,404:1,503:1")
+			a, err := fetch(ts, http.MethodGet, path, "", "")
+			if err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+			d.checkAgainst(t, "GET "+path, http.MethodGet, path, "", 0, a)
+			codes = append(codes, a.code)
+		}
+		newParker(t, &wg, ts).holdPath("seeded-jitter", park("seeded-jitter", "&timeout=600&jitter=100"), "waiting")
+		a, err := fetch(ts, http.MethodGet, "/api/requests/seeded-jitter", "", "")
+		var r struct{ TimeoutMs int64 }
+		if err != nil || json.Unmarshal(a.body, &r) != nil {
+			t.Fatalf("GET /api/requests/seeded-jitter: %v, %v", a, err)
+		}
+		return codes, r.TimeoutMs
+	}
+	codes, timeoutMs := run()
+	again, againMs := run()
+	if !slices.Equal(codes, again) || timeoutMs != againMs {
+		t.Errorf("the same -seed drew %v and jitter %d ms, then %v and %d ms", codes, timeoutMs, again, againMs)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(codes)))) < 2 {
+		t.Errorf("twelve draws of then=200:2,404:1,503:1 all gave %v: the seed draws nothing", codes)
+	}
+}
+
+// routesInstance is the -instance of checkRoutes' server: a space and a
+// letter outside ASCII, which a header may carry.
+const routesInstance = "openapi täst 1"
+
+// park is the park request of id with the parameters q after it.
+func park(id, q string) string {
+	return "/api/request?connId=" + url.QueryEscape(id) + q
+}
+
+// bodyIs says whether an answer's body is exactly body.
+func bodyIs(body string) func(answer) string {
+	return func(a answer) string {
+		if string(a.body) != body {
+			return "is not " + body
+		}
+		return ""
+	}
+}
+
+// padded says whether an answer's body is json followed by spaces, n
+// bytes in all.
+func padded(json string, n int) func(answer) string {
+	return func(a answer) string {
+		if len(a.body) != n || !strings.HasPrefix(string(a.body), json) || strings.Trim(string(a.body[len(json):]), " ") != "" {
+			return fmt.Sprintf("is not %s padded with spaces to %d bytes (%d bytes)", json, n, len(a.body))
+		}
+		return ""
+	}
+}
+
+// contains says whether an answer's body holds every one of parts.
+func contains(parts ...string) func(answer) string {
+	return func(a answer) string {
+		for _, p := range parts {
+			if !strings.Contains(string(a.body), p) {
+				return "does not hold " + p
+			}
+		}
+		return ""
+	}
 }
 
 // checkRoutes is the table: every route, every error case of docs/API.md
-// sections 1 to 4, and the answers of parked requests.
+// sections 1 to 4 and 6, and the answers of parked requests.
 func (d *apiDoc) checkRoutes(t *testing.T) {
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
-	ts := startServer(t, testConfig())
+	cfg := testConfig()
+	cfg.instance = routesInstance
+	ts := startServer(t, cfg)
 	p := newParker(t, &wg, ts)
 	p.hold("held", "600") // stays parked: the listings show it, a second park of it is a 409
+	// Its body drips for ten minutes, a byte every 0.6 s: the listings show
+	// it in phase body.
+	p.holdPath("dripping", park("dripping", "&timeout=0.05&body=1000&drip=600"), "body")
 
 	listsHeld := func(a answer) string {
 		if !strings.Contains(string(a.body), `"connId":"held"`) && !strings.Contains(string(a.body), `"held":"`) {
@@ -503,8 +647,81 @@ func (d *apiDoc) checkRoutes(t *testing.T) {
 		{name: "timeout with a space", method: "GET", path: parkPath("t", "+1"), code: 400, params: paramsInvalid},
 		{name: "timeout above the maximum", method: "GET", path: parkPath("t", "3600.001"), code: 400},
 		{name: "connId parked already", method: "GET", path: parkPath("held", "1"), code: 409, params: paramsValid},
-		{name: "park with POST", method: "POST", path: parkPath("m", "1"), code: 405},
+		{name: "park with POST", method: "POST", path: parkPath("m", "1"), code: 405,
+			want: func(a answer) string {
+				if a.header.Get("Allow") != "GET" {
+					return "has no Allow: GET"
+				}
+				return ""
+			}},
 		{name: "park with HEAD", method: "HEAD", path: parkPath("m", "1"), code: 405},
+
+		// Section 6: then, jitter, body and drip on a park.
+		{name: "then 503", method: "GET", path: park("s6", "&timeout=0.05&then=503"), code: 503, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "then 503 at once", method: "GET", path: park("s6", "&timeout=0&then=503"), code: 503, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "then 204", method: "GET", path: park("s6", "&timeout=0.05&then=204"), code: 204, params: paramsValid, want: bodyIs("")},
+		{name: "then 204 at once", method: "GET", path: park("s6", "&timeout=0&then=204"), code: 204, params: paramsValid, want: bodyIs("")},
+		{name: "then 204 with drip: nothing drips", method: "GET", path: park("s6", "&timeout=0&then=204&drip=5"), code: 204, params: paramsValid, want: bodyIs("")},
+		{name: "then 304", method: "GET", path: park("s6", "&timeout=0.05&then=304"), code: 304, params: paramsValid, want: bodyIs("")},
+		{name: "then 301", method: "GET", path: park("s6", "&timeout=0.05&then=301"), code: 301, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "then 299, a code without a reason phrase", method: "GET", path: park("s6", "&timeout=0.05&then=299"), code: 299, params: paramsValid,
+			want: func(a answer) string {
+				if a.status != "299 Unknown Status Code" {
+					return "has the status line " + a.status
+				}
+				return ""
+			}},
+		{name: "then 400", method: "GET", path: park("s6", "&timeout=0.05&then=400"), code: 400, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "then 405, without Allow", method: "GET", path: park("s6", "&timeout=0.05&then=405"), code: 405, params: paramsValid,
+			want: func(a answer) string {
+				if a.header.Get("Allow") != "" || string(a.body) != bodyOK {
+					return "is not " + bodyOK + " without Allow"
+				}
+				return ""
+			}},
+		{name: "then 409", method: "GET", path: park("s6", "&timeout=0.05&then=409"), code: 409, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "then 500 at the deadline", method: "GET", path: park("s6", "&timeout=0.05&then=500"), code: 500, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "then 599", method: "GET", path: park("s6", "&timeout=0.05&then=599"), code: 599, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "then weighted, one code", method: "GET", path: park("s6", "&timeout=0.05&then=503:2,503:7"), code: 503, params: paramsValid},
+		{name: "then of 16 entries", method: "GET", path: park("s6", "&timeout=0&then="+strings.Repeat("202,", 15)+"202"), code: 202, params: paramsValid},
+		{name: "then with a weight with leading zeros", method: "GET", path: park("s6", "&timeout=0&then=201:0007"), code: 201, params: paramsValid},
+		{name: "body 1000", method: "GET", path: park("s6", "&timeout=0.05&body=1000"), code: 200, params: paramsValid, want: padded(bodyOK, 1000)},
+		{name: "body 1048576 at once", method: "GET", path: park("s6", "&timeout=0&body=1048576"), code: 200, params: paramsValid, want: padded(bodyOK, 1<<20)},
+		{name: "body 1048576", method: "GET", path: park("s6", "&timeout=0.05&body=1048576"), code: 200, params: paramsValid, want: padded(bodyOK, 1<<20)},
+		{name: "body 007", method: "GET", path: park("s6", "&timeout=0&body=007"), code: 200, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "body 0", method: "GET", path: park("s6", "&timeout=0.05&body=0"), code: 200, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "then 503 with body 100", method: "GET", path: park("s6", "&timeout=0.05&then=503&body=100"), code: 503, params: paramsValid, want: padded(bodyOK, 100)},
+		{name: "drip", method: "GET", path: park("s6", "&timeout=0.05&body=30&drip=0.3"), code: 200, params: paramsValid, want: padded(bodyOK, 30)},
+		{name: "drip with then 502", method: "GET", path: park("s6", "&timeout=0.05&then=502&drip=0.2"), code: 502, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "drip at once", method: "GET", path: park("s6", "&timeout=0&drip=0.2"), code: 200, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "jitter", method: "GET", path: park("s6", "&timeout=0.01&jitter=0.05"), code: 200, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "jitter 0", method: "GET", path: park("s6", "&timeout=0&jitter=0"), code: 200, params: paramsValid, want: bodyIs(bodyOK)},
+		{name: "then RESET", method: "GET", path: park("s6", "&timeout=1&then=RESET"), code: 400, params: paramsInvalid},
+		{name: "then 600", method: "GET", path: park("s6", "&timeout=1&then=600"), code: 400, params: paramsInvalid},
+		{name: "then 199", method: "GET", path: park("s6", "&timeout=1&then=199"), code: 400, params: paramsInvalid},
+		{name: "then 2000", method: "GET", path: park("s6", "&timeout=1&then=2000"), code: 400, params: paramsInvalid},
+		{name: "then weight 0", method: "GET", path: park("s6", "&timeout=1&then=200:0"), code: 400, params: paramsInvalid},
+		{name: "then weight 1000001", method: "GET", path: park("s6", "&timeout=1&then=200:1000001"), code: 400, params: paramsInvalid},
+		{name: "then with an empty weight", method: "GET", path: park("s6", "&timeout=1&then=reset:"), code: 400, params: paramsInvalid},
+		{name: "then empty", method: "GET", path: park("s6", "&timeout=1&then="), code: 400, params: paramsInvalid},
+		{name: "then with an empty entry", method: "GET", path: park("s6", "&timeout=1&then=200,,503"), code: 400, params: paramsInvalid},
+		{name: "then of 17 entries", method: "GET", path: park("s6", "&timeout=1&then="+strings.Repeat("200,", 16)+"200"), code: 400, params: paramsInvalid},
+		{name: "then with a space", method: "GET", path: park("s6", "&timeout=1&then=+200"), code: 400, params: paramsInvalid},
+		{name: "then repeated", method: "GET", path: park("s6", "&timeout=1&then=200&then=200"), code: 400},
+		{name: "jitter abc", method: "GET", path: park("s6", "&timeout=1&jitter=abc"), code: 400, params: paramsInvalid},
+		{name: "jitter -1", method: "GET", path: park("s6", "&timeout=1&jitter=-1"), code: 400, params: paramsInvalid},
+		{name: "jitter past the maximum", method: "GET", path: park("s6", "&timeout=1&jitter=3599.001"), code: 400},
+		{name: "jitter repeated", method: "GET", path: park("s6", "&timeout=1&jitter=1&jitter=1"), code: 400},
+		{name: "body -1", method: "GET", path: park("s6", "&timeout=1&body=-1"), code: 400, params: paramsInvalid},
+		{name: "body 1048577", method: "GET", path: park("s6", "&timeout=1&body=1048577"), code: 400, params: paramsInvalid},
+		{name: "body 01048577", method: "GET", path: park("s6", "&timeout=1&body=01048577"), code: 400, params: paramsInvalid},
+		{name: "body +7", method: "GET", path: park("s6", "&timeout=1&body=%2B7"), code: 400, params: paramsInvalid},
+		{name: "body 1.5", method: "GET", path: park("s6", "&timeout=1&body=1.5"), code: 400, params: paramsInvalid},
+		{name: "body repeated", method: "GET", path: park("s6", "&timeout=1&body=1&body=1"), code: 400},
+		{name: "drip x", method: "GET", path: park("s6", "&timeout=1&drip=x"), code: 400, params: paramsInvalid},
+		{name: "drip .5", method: "GET", path: park("s6", "&timeout=1&drip=.5"), code: 400, params: paramsInvalid},
+		{name: "drip past the maximum", method: "GET", path: park("s6", "&timeout=1&jitter=3598&drip=1.5"), code: 400},
+		{name: "drip repeated", method: "GET", path: park("s6", "&timeout=1&drip=1&drip=2"), code: 400},
 
 		// Section 2: serverStatus.
 		{name: "serverStatus", method: "GET", path: "/api/serverStatus", code: 200, params: paramsValid, want: listsHeld},
@@ -531,6 +748,50 @@ func (d *apiDoc) checkRoutes(t *testing.T) {
 		{name: "kill body over 4 KiB", method: "PUT", path: "/api/kill", code: 413,
 			raw: "PUT /api/kill HTTP/1.1\r\nHost: parkd\r\nContent-Type: application/json\r\n" + fmt.Sprintf("Content-Length: %d\r\n\r\n", len(hugeKill)) + hugeKill},
 		{name: "kill with GET", method: "GET", path: "/api/kill?connId=held", code: 405},
+
+		// Section 6: a kill's then, and what the listings show.
+		{name: "kill then JSON string", method: "PUT", path: "/api/kill", body: `{"connId":"k6-str","then":"503"}`, contentType: "application/json", hold: "k6-str", code: 200, heldCode: 503, heldWant: bodyIs(bodyKilled)},
+		{name: "kill then JSON number", method: "PUT", path: "/api/kill", body: `{"connId":"k6-num","then":418}`, contentType: "application/json", hold: "k6-num", code: 200, heldCode: 418, heldWant: bodyIs(bodyKilled)},
+		{name: "kill then JSON null", method: "PUT", path: "/api/kill", body: `{"connId":"k6-null","then":null}`, contentType: "application/json", hold: "k6-null", code: 200, heldCode: 500, heldWant: bodyIs(bodyKilled)},
+		{name: "kill then form", method: "PUT", path: "/api/kill", body: "connId=k6-form&then=502", contentType: "application/x-www-form-urlencoded", hold: "k6-form", code: 200, heldCode: 502},
+		{name: "kill then query", method: "PUT", path: "/api/kill?connId=k6-query&then=200", hold: "k6-query", code: 200, heldCode: 200, heldWant: bodyIs(bodyKilled)},
+		{name: "kill then 204", method: "PUT", path: "/api/kill?connId=k6-204&then=204", hold: "k6-204", code: 200, heldCode: 204, heldWant: bodyIs("")},
+		{name: "kill the same then twice", method: "PUT", path: "/api/kill?then=503", body: `{"connId":"k6-twice","then":"503"}`, contentType: "application/json", hold: "k6-twice", code: 200, heldCode: 503},
+		{name: "kill then weighted, one code", method: "PUT", path: "/api/kill?connId=k6-weights&then=504:1,504:9", hold: "k6-weights", code: 200, heldCode: 504},
+		{name: "kill in the braced form carries no then", method: "PUT", path: "/api/kill", body: `{connId=k6-brace&then=503}`, hold: "k6-brace", code: 200, heldCode: 500},
+		{name: "kill pads to the park's body", method: "PUT", path: "/api/kill?connId=k6-pad", hold: "k6-pad", holdQuery: "&timeout=600&body=1000", code: 200, heldCode: 500, heldWant: padded(bodyKilled, 1000)},
+		{name: "kill then 503 pads to 1048576", method: "PUT", path: "/api/kill?connId=k6-mib&then=503", hold: "k6-mib", holdQuery: "&timeout=600&body=1048576", code: 200, heldCode: 503, heldWant: padded(bodyKilled, 1<<20)},
+		{name: "kill a park that has a then", method: "PUT", path: "/api/kill?connId=k6-parkthen", hold: "k6-parkthen", holdQuery: "&timeout=600&then=reset", code: 200, heldCode: 500},
+		{name: "kill while the body drips", method: "PUT", path: "/api/kill?connId=k6-drip", hold: "k6-drip", holdQuery: "&timeout=0.05&body=1000&drip=600", holdDrips: true, code: 200, heldCut: true},
+		{name: "delete then 503", method: "DELETE", path: "/api/requests/k6-del?then=503", hold: "k6-del", code: 204, heldCode: 503, heldWant: bodyIs(bodyKilled), params: paramsValid},
+		{name: "delete then reset while the body drips", method: "DELETE", path: "/api/requests/k6-del-drip?then=reset", hold: "k6-del-drip", holdQuery: "&timeout=0.05&drip=600&body=1000", holdDrips: true, code: 204, heldCut: true, params: paramsValid},
+		{name: "kill then JSON true", method: "PUT", path: "/api/kill", body: `{"connId":"k6-bad","then":true}`, contentType: "application/json", hold: "k6-bad", code: 400, stillHeld: true},
+		{name: "kill then JSON object", method: "PUT", path: "/api/kill", body: `{"connId":"k6-bad","then":{}}`, contentType: "application/json", code: 400},
+		{name: "kill then JSON 5.5", method: "PUT", path: "/api/kill", body: `{"connId":"k6-bad","then":5.5}`, contentType: "application/json", code: 400},
+		{name: "kill then JSON empty", method: "PUT", path: "/api/kill", body: `{"connId":"k6-bad","then":""}`, contentType: "application/json", code: 400},
+		{name: "kill then form empty", method: "PUT", path: "/api/kill", body: "connId=k6-bad&then=", contentType: "application/x-www-form-urlencoded", code: 400},
+		{name: "kill then unknown", method: "PUT", path: "/api/kill?connId=k6-bad&then=zzz", code: 400},
+		{name: "kill with two thens", method: "PUT", path: "/api/kill?then=close", body: `{"connId":"k6-two","then":"reset"}`, contentType: "application/json", hold: "k6-two", code: 400, stillHeld: true},
+		{name: "kill with a JSON then repeated", method: "PUT", path: "/api/kill", body: `{"connId":"k6-bad","then":"503","then":"504"}`, contentType: "application/json", code: 400},
+		{name: "delete then unknown", method: "DELETE", path: "/api/requests/k6-bad?then=zzz", code: 400, params: paramsInvalid},
+		{name: "delete then empty", method: "DELETE", path: "/api/requests/k6-bad?then=", code: 400, params: paramsInvalid},
+		{name: "delete with two thens", method: "DELETE", path: "/api/requests/k6-del2?then=reset&then=close", hold: "k6-del2", code: 400, stillHeld: true},
+		{name: "requests while one drips", method: "GET", path: "/api/requests", code: 200, params: paramsValid, want: contains(`"connId":"dripping"`, `"phase":"body"`)},
+		{name: "one request while its body drips", method: "GET", path: "/api/requests/dripping", code: 200, params: paramsValid, want: contains(`"then":"200","phase":"body"`)},
+		{name: "serverStatus while one drips", method: "GET", path: "/api/serverStatus", code: 200, params: paramsValid, want: contains(`"dripping":"`)},
+		{name: "one request parked with timeout 0 while its body drips", method: "GET", path: "/api/requests/k6-zero", hold: "k6-zero", holdQuery: "&timeout=0&body=1000&drip=600", holdDrips: true,
+			code: 200, params: paramsValid, want: contains(`"timeoutMs":0,`, `"phase":"body"`)},
+		{name: "one request with then and jitter", method: "GET", path: "/api/requests/listed", hold: "listed", holdQuery: "&timeout=600&then=garbage&jitter=1", code: 200, params: paramsValid,
+			want: func(a answer) string {
+				var r struct {
+					TimeoutMs int64
+					Then      string
+				}
+				if err := json.Unmarshal(a.body, &r); err != nil || r.Then != "garbage" || r.TimeoutMs < 600000 || r.TimeoutMs > 601000 {
+					return "does not show then garbage and a timeout from 600 to 601 s"
+				}
+				return ""
+			}},
 
 		// Section 4: the resource API and parkd's own routes.
 		{name: "requests", method: "GET", path: "/api/requests", code: 200, params: paramsValid, want: listsHeld},
@@ -567,7 +828,14 @@ func (d *apiDoc) checkRoutes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var held parked
 			if tt.hold != "" {
-				held = p.hold(tt.hold, "600")
+				q, phase := tt.holdQuery, "waiting"
+				if q == "" {
+					q = "&timeout=600"
+				}
+				if tt.holdDrips {
+					phase = "body"
+				}
+				held = p.holdPath(tt.hold, park(tt.hold, q), phase)
 			}
 			var a answer
 			var err error
@@ -581,6 +849,9 @@ func (d *apiDoc) checkRoutes(t *testing.T) {
 			}
 			if a.code != tt.code {
 				t.Errorf("%s %s: got %v, want %d", tt.method, tt.path, a, tt.code)
+			}
+			if got := a.header.Get("Parkd-Instance"); got != routesInstance {
+				t.Errorf("%s %s: Parkd-Instance is %q, want %q", tt.method, tt.path, got, routesInstance)
 			}
 			if tt.want != nil {
 				if why := tt.want(a); why != "" {
@@ -601,13 +872,30 @@ func (d *apiDoc) checkRoutes(t *testing.T) {
 					t.Errorf("%s %s: parkd refuses it, the document's parameters do not", tt.method, tt.path)
 				}
 			}
-			if tt.heldCode != 0 {
-				path := parkPath(held.id, "600")
+			switch {
+			case tt.heldCode != 0:
 				h := held.await(t)
 				if h.code != tt.heldCode {
 					t.Errorf("the held request %s: got %v, want %d", held.id, h, tt.heldCode)
 				}
-				d.checkAgainst(t, "the held request", http.MethodGet, path, "", 0, h)
+				if got := h.header.Get("Parkd-Instance"); got != routesInstance {
+					t.Errorf("the held request %s: Parkd-Instance is %q, want %q", held.id, got, routesInstance)
+				}
+				if tt.heldWant != nil {
+					if why := tt.heldWant(h); why != "" {
+						t.Errorf("the held request %s: the answer %v %s", held.id, h, why)
+					}
+				}
+				d.checkAgainst(t, "the held request", http.MethodGet, held.path, "", 0, h)
+			case tt.heldCut:
+				// Its headers (a 200) had left: the kill can only cut the body.
+				if r := held.result(t); r.err == nil || r.a.code != http.StatusOK {
+					t.Errorf("the held request %s: got %v, %v; want a 200 whose body is cut short", held.id, r.a, r.err)
+				}
+			case tt.stillHeld:
+				if a, err := fetch(ts, http.MethodGet, "/api/requests/"+url.PathEscape(held.id), "", ""); err != nil || a.code != http.StatusOK {
+					t.Errorf("the held request %s: got %v, %v; want it still parked", held.id, a, err)
+				}
 			}
 		})
 	}
@@ -639,6 +927,7 @@ func (d *apiDoc) checkShutdown(t *testing.T) {
 	}
 	ask("readyz before the shutdown", http.MethodGet, "/readyz", getRequest("/readyz"), http.StatusOK)
 	beyond := p.hold("beyond", "3600")
+	padded100 := p.holdPath("beyond-padded", park("beyond-padded", "&timeout=3600&body=100"), "waiting")
 	within := p.hold("within", "60")
 
 	ts.cancel()
@@ -647,6 +936,14 @@ func (d *apiDoc) checkShutdown(t *testing.T) {
 		t.Errorf("parked beyond the grace: got %v, want 503 %s", a, bodyShuttingDown)
 	}
 	d.checkAgainst(t, "parked beyond the grace", http.MethodGet, parkPath("beyond", "3600"), "", 0, a)
+	a = padded100.await(t)
+	if a.code != http.StatusServiceUnavailable {
+		t.Errorf("parked beyond the grace with body=100: got %v, want 503", a)
+	}
+	if why := padded(bodyShuttingDown, 100)(a); why != "" {
+		t.Errorf("parked beyond the grace with body=100: the answer %v %s", a, why)
+	}
+	d.checkAgainst(t, "parked beyond the grace with body=100", http.MethodGet, padded100.path, "", 0, a)
 
 	ask("readyz while draining", http.MethodGet, "/readyz", getRequest("/readyz"), http.StatusServiceUnavailable)
 	ask("a park while draining", http.MethodGet, parkPath("late", "1"), getRequest(parkPath("late", "1")), http.StatusServiceUnavailable)
@@ -665,7 +962,7 @@ func (d *apiDoc) checkShutdown(t *testing.T) {
 // checkRefusesUndescribed feeds the check answers the document does not
 // describe: each must fail, or the real answers' passing would say nothing.
 func (d *apiDoc) checkRefusesUndescribed(t *testing.T) {
-	ok := http.Header{"Server": {"parkd"}, "Content-Type": {"application/json"}}
+	ok := http.Header{"Server": {"parkd"}, "Parkd-Instance": {"host:8080"}, "Content-Type": {"application/json"}}
 	with := func(h http.Header, kv ...string) http.Header {
 		h = h.Clone()
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -682,27 +979,43 @@ func (d *apiDoc) checkRefusesUndescribed(t *testing.T) {
 		name, method, path, component string
 		a                             answer
 	}{
-		{"a body the document does not give", "GET", park, "", answer{200, ok, []byte(`{"status":"okay"}`)}},
-		{"an extra member", "GET", park, "", answer{200, ok, []byte(`{"status":"ok","x":1}`)}},
-		{"no Server header", "GET", park, "", answer{200, with(ok, "Server", ""), []byte(`{"status":"ok"}`)}},
-		{"another Server", "GET", park, "", answer{200, with(ok, "Server", "nginx"), []byte(`{"status":"ok"}`)}},
-		{"a status the operation does not list", "GET", park, "", answer{418, ok, []byte(`{"status":"error","error":"x"}`)}},
-		{"not JSON", "GET", park, "", answer{200, with(ok, "Content-Type", "text/html"), []byte(`<p>ok</p>`)}},
-		{"an error without its sentence", "GET", park, "", answer{400, ok, []byte(`{"status":"error"}`)}},
-		{"a Retry-After other than 1", "GET", park, "", answer{503, with(ok, "Retry-After", "5"), []byte(`{"status":"error","error":"full"}`)}},
-		{"serverStatus showing 0", "GET", "/api/serverStatus", "", answer{200, ok, []byte(`{"12":"0"}`)}},
-		{"serverStatus with a number", "GET", "/api/serverStatus", "", answer{200, ok, []byte(`{"12":7}`)}},
-		{"serverStatus with a control character in an id", "GET", "/api/serverStatus", "", answer{200, ok, []byte(`{"a\u0001":"7"}`)}},
-		{"a resource without remoteAddr", "GET", "/api/requests", "", answer{200, ok, []byte(
+		{"a body the document does not give", "GET", park, "", answer{code: 200, header: ok, body: []byte(`{"status":"okay"}`)}},
+		{"an extra member", "GET", park, "", answer{code: 200, header: ok, body: []byte(`{"status":"ok","x":1}`)}},
+		{"no Server header", "GET", park, "", answer{code: 200, header: with(ok, "Server", ""), body: []byte(`{"status":"ok"}`)}},
+		{"another Server", "GET", park, "", answer{code: 200, header: with(ok, "Server", "nginx"), body: []byte(`{"status":"ok"}`)}},
+		{"a status the operation does not list", "GET", "/api/serverStatus", "", answer{code: 418, header: ok, body: []byte(`{"status":"error","error":"x"}`)}},
+		{"no Parkd-Instance", "GET", park, "", answer{code: 200, header: with(ok, "Parkd-Instance", ""), body: []byte(`{"status":"ok"}`)}},
+		{"a Parkd-Instance with a control character", "GET", "/healthz", "", answer{code: 200, header: with(ok, "Parkd-Instance", "a\x7fb"), body: []byte(`{"status":"ok"}`)}},
+		{"an error body on a code then drew", "GET", park, "", answer{code: 418, header: ok, body: []byte(`{"status":"error","error":"x"}`)}},
+		{"a then answer with another status", "GET", park, "", answer{code: 502, header: ok, body: []byte(`{"status":"bad gateway"}`)}},
+		{"a padded body with more than spaces", "GET", park, "", answer{code: 200, header: ok, body: []byte(`{"status":"ok"}  x`)}},
+		{"a 301 with a body the document does not give", "GET", park, "", answer{code: 301, header: ok, body: []byte(`{"status":"moved"}`)}},
+		{"a 304 with a body", "GET", park, "", answer{code: 304, header: ok, body: []byte(`{"status":"ok"}`)}},
+		{"a 304 without Parkd-Instance", "GET", park, "", answer{code: 304, header: with(ok, "Parkd-Instance", "")}},
+		{"a 204 with a body", "GET", park, "", answer{code: 204, header: ok, body: []byte(`{"status":"ok"}`)}},
+		{"a 304 where the operation lists none", "GET", "/healthz", "", answer{code: 304, header: ok}},
+		{"not JSON", "GET", park, "", answer{code: 200, header: with(ok, "Content-Type", "text/html"), body: []byte(`<p>ok</p>`)}},
+		{"an error without its sentence", "GET", park, "", answer{code: 400, header: ok, body: []byte(`{"status":"error"}`)}},
+		{"a Retry-After other than 1", "GET", park, "", answer{code: 503, header: with(ok, "Retry-After", "5"), body: []byte(`{"status":"error","error":"full"}`)}},
+		{"serverStatus showing 0", "GET", "/api/serverStatus", "", answer{code: 200, header: ok, body: []byte(`{"12":"0"}`)}},
+		{"serverStatus with a number", "GET", "/api/serverStatus", "", answer{code: 200, header: ok, body: []byte(`{"12":7}`)}},
+		{"serverStatus with a control character in an id", "GET", "/api/serverStatus", "", answer{code: 200, header: ok, body: []byte(`{"a\u0001":"7"}`)}},
+		{"a resource without remoteAddr", "GET", "/api/requests", "", answer{code: 200, header: ok, body: []byte(
 			`[{"connId":"1","timeoutMs":10,"remainingMs":5,"startedAt":"2026-11-27T06:16:35.136Z","deadline":"2026-11-27T06:16:35.146Z"}]`)}},
-		{"a deadline without milliseconds", "GET", "/api/requests/1", "", answer{200, ok, []byte(
-			`{"connId":"1","timeoutMs":10,"remainingMs":5,"startedAt":"2026-11-27T06:16:35.136Z","deadline":"2026-11-27T06:16:35Z","remoteAddr":"127.0.0.1:1"}`)}},
-		{"a body on 204", "DELETE", "/api/requests/1", "", answer{204, ok, []byte(`{}`)}},
-		{"a 405 without Allow", "GET", "/api/kill", "", answer{405, ok, []byte(`{"status":"method not allowed","error":"x"}`)}},
-		{"a 405 with a wrong Allow", "GET", "/api/kill", "", answer{405, with(ok, "Allow", "GET, PUT"), []byte(`{"status":"method not allowed","error":"x"}`)}},
-		{"metrics as JSON", "GET", "/metrics", "", answer{200, ok, []byte(`{}`)}},
-		{"metrics without parkd's", "GET", "/metrics", "", answer{200, with(ok, "Content-Type", "text/plain"), []byte("# TYPE go_goroutines gauge\n")}},
-		{"a 404 with another status", "GET", "/nope", "NotFound", answer{404, ok, []byte(`{"status":"error","error":"x"}`)}},
+		{"a deadline without milliseconds", "GET", "/api/requests/1", "", answer{code: 200, header: ok, body: []byte(
+			`{"connId":"1","timeoutMs":10,"remainingMs":5,"startedAt":"2026-11-27T06:16:35.136Z","deadline":"2026-11-27T06:16:35Z","remoteAddr":"127.0.0.1:1","then":"200","phase":"waiting","bytesSent":0}`)}},
+		{"a resource without phase", "GET", "/api/requests/1", "", answer{code: 200, header: ok, body: []byte(
+			`{"connId":"1","timeoutMs":10,"remainingMs":5,"startedAt":"2026-11-27T06:16:35.136Z","deadline":"2026-11-27T06:16:35.146Z","remoteAddr":"127.0.0.1:1","then":"200","bytesSent":0}`)}},
+		{"a resource in another phase", "GET", "/api/requests/1", "", answer{code: 200, header: ok, body: []byte(
+			`{"connId":"1","timeoutMs":10,"remainingMs":5,"startedAt":"2026-11-27T06:16:35.136Z","deadline":"2026-11-27T06:16:35.146Z","remoteAddr":"127.0.0.1:1","then":"200","phase":"sending","bytesSent":0}`)}},
+		{"a resource whose then is not an action", "GET", "/api/requests/1", "", answer{code: 200, header: ok, body: []byte(
+			`{"connId":"1","timeoutMs":10,"remainingMs":5,"startedAt":"2026-11-27T06:16:35.136Z","deadline":"2026-11-27T06:16:35.146Z","remoteAddr":"127.0.0.1:1","then":"200:1","phase":"waiting","bytesSent":0}`)}},
+		{"a body on 204", "DELETE", "/api/requests/1", "", answer{code: 204, header: ok, body: []byte(`{}`)}},
+		{"a 405 without Allow", "GET", "/api/kill", "", answer{code: 405, header: ok, body: []byte(`{"status":"method not allowed","error":"x"}`)}},
+		{"a 405 with a wrong Allow", "GET", "/api/kill", "", answer{code: 405, header: with(ok, "Allow", "GET, PUT"), body: []byte(`{"status":"method not allowed","error":"x"}`)}},
+		{"metrics as JSON", "GET", "/metrics", "", answer{code: 200, header: ok, body: []byte(`{}`)}},
+		{"metrics without parkd's", "GET", "/metrics", "", answer{code: 200, header: with(ok, "Content-Type", "text/plain"), body: []byte("# TYPE go_goroutines gauge\n")}},
+		{"a 404 with another status", "GET", "/nope", "NotFound", answer{code: 404, header: ok, body: []byte(`{"status":"error","error":"x"}`)}},
 	} {
 		req, err := http.NewRequest(tt.method, "http://parkd"+tt.path, nil)
 		if err != nil {

@@ -10,6 +10,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// headerInstance names the instance that answered, on every answer.
+const headerInstance = "Parkd-Instance"
+
 // routePark is the path parked requests come in on; their answers, written
 // after the handler returned, are counted under it.
 const routePark = "/api/request"
@@ -57,11 +60,12 @@ func (s *server) routes() fasthttp.RequestHandler {
 	return s.counted(r.Handler)
 }
 
-// counted counts each answer by route and status code. A hijacked request
-// has no answer yet (or never will: its client left); it is counted when
-// it gets one.
+// counted names the instance on every answer, and counts each answer by
+// route and status code. A hijacked request has no answer yet (or never
+// will: its client left); it is counted when it gets one.
 func (s *server) counted(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.SetBytesV(headerInstance, s.instance)
 		next(ctx)
 		if !ctx.Hijacked() {
 			s.metrics.answered(routeOf(ctx), ctx.Response.StatusCode())

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +37,11 @@ type server struct {
 	releasing  atomic.Bool  // a memory release is scheduled (releaseWhenIdle)
 	dates      dateCache    // the Date header of parked answers
 	listings   sync.Pool    // *listing: scratch space of serverStatus and the resource API
+	instance   []byte       // the Parkd-Instance header's value; set before serving
+	name       string       // cfg.instance: "" for the host name and the bound port
+	pad        []byte       // spaces, never written to: padded bodies are sent from it
+	drawMu     sync.Mutex   // guards draws
+	draws      *rand.Rand   // the random draws of then and jitter
 }
 
 // newServer builds a server from cfg; close releases what it holds. It
@@ -48,6 +56,10 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	if capacity == 0 {
 		capacity = max(1, files-reservedFiles(files))
 	}
+	seed := cfg.seed
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
 	sockets, err := socket.NewPoller()
 	if err != nil {
 		return nil, fmt.Errorf("start the socket poller: %w", err)
@@ -60,6 +72,9 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		maxTimeout: cfg.maxTimeout,
 		grace:      cfg.grace,
 		openFiles:  files,
+		name:       cfg.instance,
+		pad:        bytes.Repeat([]byte{' '}, 64<<10),
+		draws:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
 	s.metrics = newMetrics(s.reg, s.draining.Load, s.idle.Size, routePark)
 	s.http = &fasthttp.Server{
@@ -72,7 +87,7 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		ReadBufferSize:     readBufferSize,
 		ReadTimeout:        readTimeout,
 		WriteTimeout:       writeTimeout,
-		IdleTimeout:        idleTimeout,
+		IdleTimeout:        cfg.idleTimeout,
 		MaxRequestBodySize: maxBodySize,
 		// Idle workers of fasthttp's pool go after 2 s, not 10: a burst of
 		// parks leaves no crowd of goroutines behind for long.
@@ -101,6 +116,9 @@ func (s *server) close() error {
 // out, and return when nothing is parked. It returns the process's exit
 // status.
 func (s *server) serve(ctx context.Context, ln net.Listener) int {
+	if s.instance == nil {
+		s.setInstance(ln.Addr())
+	}
 	served := make(chan error, 1)
 	go func() { served <- s.http.Serve(patientListener{ln, s.log}) }()
 	select {
@@ -131,6 +149,21 @@ func (s *server) serve(ctx context.Context, ln net.Listener) int {
 	}
 	s.log.Info("stopped")
 	return 0
+}
+
+// setInstance names this instance for the Parkd-Instance header: the
+// -instance flag, or the host name, ':' and the port it listens on.
+func (s *server) setInstance(addr net.Addr) {
+	name := s.name
+	if name == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			host = "parkd"
+		}
+		_, port, _ := net.SplitHostPort(addr.String())
+		name = host + ":" + port
+	}
+	s.name, s.instance = name, []byte(name)
 }
 
 // awaitAnswers waits for the answers of requests whose outcome is decided

@@ -8,9 +8,6 @@ const (
 	// request line and stalls is cut off) and, on a new connection, the
 	// wait for its first byte.
 	readTimeout = 10 * time.Second
-	// idleTimeout bounds the wait for the next request on a keep-alive
-	// connection.
-	idleTimeout = 2 * time.Minute
 	// writeTimeout bounds writing one answer to a client that reads nothing.
 	writeTimeout = 10 * time.Second
 	// readBufferSize is the most a request line plus headers may take.

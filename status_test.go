@@ -212,11 +212,15 @@ func TestRequestsResource(t *testing.T) {
 	}
 	check := func(what string, m map[string]any, id string, timeoutMs float64, remote string) {
 		t.Helper()
-		keys := []string{"connId", "timeoutMs", "remainingMs", "startedAt", "deadline", "remoteAddr"}
+		keys := []string{"connId", "timeoutMs", "remainingMs", "startedAt", "deadline", "remoteAddr", "then", "phase", "bytesSent"}
 		for k := range m {
 			if !slices.Contains(keys, k) {
 				t.Errorf("%s: unexpected field %q", what, k)
 			}
+		}
+		// A plain park: the default ending, waiting, nothing sent.
+		if m["then"] != "200" || m["phase"] != "waiting" || m["bytesSent"] != 0.0 {
+			t.Errorf("%s: then %v phase %v bytesSent %v, want \"200\" \"waiting\" 0", what, m["then"], m["phase"], m["bytesSent"])
 		}
 		if m["connId"] != id || m["timeoutMs"] != timeoutMs {
 			t.Errorf("%s: connId %v timeoutMs %v, want %q %v", what, m["connId"], m["timeoutMs"], id, timeoutMs)

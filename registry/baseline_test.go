@@ -46,9 +46,11 @@ var impls = []impl{
 type xsyncParker struct{ *Registry }
 
 func (p xsyncParker) Park(id string, timeout time.Duration, deliver func(Outcome)) error {
-	_, err := p.Registry.Park(Request{ConnID: id, Timeout: timeout, RemoteAddr: "127.0.0.1:1"}, deliver)
+	_, err := p.Registry.Park(Request{ConnID: id, Timeout: timeout, RemoteAddr: "127.0.0.1:1"}, deliverFunc(deliver))
 	return err
 }
+
+func (p xsyncParker) Kill(id string) error { return p.Registry.Kill(id, 0) }
 
 func (p xsyncParker) Close() {
 	p.Shutdown(0)

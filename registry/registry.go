@@ -20,6 +20,15 @@
 // OK, spread over GOMAXPROCS goroutines. A timer per request would cost a
 // hundred-odd bytes each and, for thousands due at one instant, as many
 // goroutines.
+//
+// A request may also drip: its end is spread over steps after its
+// deadline (the server writes its headers at the first, a piece of its
+// body at each of the others). The same timer times the steps: dripping
+// requests wait in a second B-tree by their next step, and the wake
+// goroutines call the request's Owner for each step that is due. A
+// dripping request stays parked, listed by its last step, until its Owner
+// says it is done (then OK is decided), or a kill, an abandon or Shutdown
+// comes first. A request that does not drip is in that tree never.
 package registry
 
 import (
@@ -52,7 +61,38 @@ type Request struct {
 	ConnID     string
 	Timeout    time.Duration
 	RemoteAddr string
+	// Hold parks the request even when its timeout is zero (it is due at
+	// once), for an ending that needs its connection.
+	Hold bool
+	// Pieces, when not 0, makes the request drip: after the deadline (step
+	// 0) come steps 1…Pieces, step k at deadline + Drip·k/Pieces.
+	Pieces int
+	Drip   time.Duration
 }
+
+// Owner is the caller's side of a parked request: the registry calls it
+// when the request's outcome is decided and, for a dripping request, at
+// each of its steps. Its methods run on the goroutine that moved the
+// request (see Park) and should be quick.
+type Owner interface {
+	// Deliver is called exactly once, with the decided outcome and, for a
+	// kill, the Detail the killer gave.
+	Deliver(o Outcome, d Detail)
+	// Step is called for step k of a dripping request (0: its deadline),
+	// due at due, on a wake goroutine; a kill, an abandon or Shutdown may
+	// decide the request meanwhile, and Deliver then runs concurrently
+	// with it. done says that nothing more is to be sent: OK is decided
+	// then. A last step that is not done is called again a little later.
+	Step(k int, due time.Time) (done bool)
+}
+
+// Detail is what a killer passes to the killed request's Owner; the
+// registry does not read it.
+type Detail uint32
+
+// stepRetry is how long a last step that was not done waits before it is
+// called again: the client's window was full.
+const stepRetry = 10 * time.Millisecond
 
 // Parked is one request in a Snapshot: enough for serverStatus, and the
 // way to the rest.
@@ -66,10 +106,12 @@ type Parked struct {
 type Info struct {
 	ConnID     string
 	Timeout    time.Duration
+	Drip       time.Duration // from the deadline to the last step; 0 without one
 	Started    time.Time
 	Deadline   time.Time
-	Remaining  time.Duration // at the reading; ≤ 0 just before the outcome
+	Remaining  time.Duration // to the last step, at the reading; ≤ 0 just before the outcome
 	RemoteAddr string
+	Owner      Owner
 }
 
 // Info reads the rest of p's request: its fields never change.
@@ -91,6 +133,7 @@ type Registry struct {
 
 	orderMu  sync.Mutex
 	order    *btree.BTreeG[ordered] // undecided entries by (due, connId)
+	steps    *btree.BTreeG[ordered] // undecided dripping entries by (next step, connId)
 	wake     *time.Timer            // fires at nextWake
 	nextWake int64                  // the earliest due when wake was set; MaxInt64: unset
 
@@ -120,6 +163,7 @@ func New(capacity int) *Registry {
 		epoch:    time.Now(),
 		capacity: int64(capacity),
 		order:    btree.NewG(32, lessOrdered),
+		steps:    btree.NewG(32, lessOrdered),
 		nextWake: math.MaxInt64,
 		drained:  make(chan struct{}),
 	}
@@ -128,32 +172,35 @@ func New(capacity int) *Registry {
 	return r
 }
 
-// Park parks req until its timeout elapses, it is killed or abandoned, or
-// Shutdown ends it, and then calls deliver exactly once with the outcome.
+// Park parks req until its timeout elapses (for a dripping request: until
+// its owner is done after the last step), it is killed or abandoned, or
+// Shutdown ends it, and then calls owner.Deliver exactly once with the
+// outcome.
 //
-// deliver runs on whichever goroutine decided the outcome: one of the
-// registry's timeout goroutines, or the caller of Kill, Entry.Abandon or
-// Shutdown; it may run before Park has returned. It should be quick; the entry has already left the registry
-// when it runs, so it may park the same connId again.
+// Deliver runs on whichever goroutine decided the outcome: one of the
+// registry's wake goroutines, or the caller of Kill, Entry.Abandon or
+// Shutdown; it may run before Park has returned. The entry has already
+// left the registry when it runs, so it may park the same connId again.
+// Step runs on a wake goroutine.
 //
 // Park fails with ErrDuplicate when req.ConnID is parked, ErrFull at
-// capacity and ErrShuttingDown once Shutdown has begun; then deliver is
+// capacity and ErrShuttingDown once Shutdown has begun; then the owner is
 // never called. A park that races Shutdown's start is parked, and gets
-// Shutdown's rule like the others.
-// A zero timeout passes the same checks but parks nothing: Park returns a
-// nil Entry and nil, and the caller answers at once without deliver.
+// Shutdown's rule like the others. A zero timeout, without Hold or Pieces,
+// passes the same checks but parks nothing: Park returns a nil Entry and
+// nil, and the caller answers at once without the owner.
 //
 // The duplicate check and the insertion are one atomic step (two requests
 // racing for one connId cannot both park); the capacity check is a
 // separate atomic reservation made before it.
-func (r *Registry) Park(req Request, deliver func(Outcome)) (*Entry, error) {
+func (r *Registry) Park(req Request, owner Owner) (*Entry, error) {
 	if r.draining.Load() {
 		return nil, ErrShuttingDown
 	}
 	if _, ok := r.entries.Load(req.ConnID); ok {
 		return nil, ErrDuplicate
 	}
-	if req.Timeout <= 0 {
+	if req.Timeout <= 0 && !req.Hold && req.Pieces == 0 {
 		if r.parked.Load() >= r.capacity {
 			return nil, ErrFull
 		}
@@ -163,15 +210,18 @@ func (r *Registry) Park(req Request, deliver func(Outcome)) (*Entry, error) {
 		r.parked.Add(-1)
 		return nil, ErrFull
 	}
-	deadline := time.Now().Add(req.Timeout)
+	deadline := int64(time.Since(r.epoch) + req.Timeout)
 	e := &Entry{
 		reg:        r,
 		connID:     req.ConnID,
 		remoteAddr: req.RemoteAddr,
 		timeout:    req.Timeout,
-		deadline:   deadline,
-		due:        int64(deadline.Sub(r.epoch)),
-		deliver:    deliver,
+		due:        deadline,
+		owner:      owner,
+	}
+	if req.Pieces > 0 {
+		e.drip = &drip{span: req.Drip, pieces: int32(req.Pieces), at: deadline}
+		e.due += int64(req.Drip)
 	}
 	if _, loaded := r.entries.LoadOrStore(req.ConnID, e); loaded {
 		r.parked.Add(-1)
@@ -183,27 +233,32 @@ func (r *Registry) Park(req Request, deliver func(Outcome)) (*Entry, error) {
 	r.orderMu.Lock()
 	if e.state.Load() == parked {
 		r.order.ReplaceOrInsert(e.ordered())
-		if e.due < r.nextWake {
-			r.wakeAtLocked(e.due)
+		first := e.due
+		if e.drip != nil {
+			r.steps.ReplaceOrInsert(e.step())
+			first = e.drip.at
+		}
+		if first < r.nextWake {
+			r.wakeAtLocked(first)
 		}
 	}
 	r.orderMu.Unlock()
 	// Shutdown may have swept the map between our draining check and the
-	// insertion. Its rule applies: a deadline within the grace runs its
-	// course (the reservation kept Drained open for it); a later one gets
-	// Shutdown here, delivered like any outcome.
+	// insertion. Its rule applies: a request ending within the grace runs
+	// its course (the reservation kept Drained open for it); a later one
+	// gets Shutdown here, delivered like any outcome.
 	if r.draining.Load() && e.due > r.cutoff.Load() {
-		r.finish(e, Shutdown)
+		r.finish(e, Shutdown, 0)
 	}
 	return e, nil
 }
 
-// Kill decides Killed for the request parked as connID and delivers it
-// before returning. It fails with ErrNotParked when nothing is parked with
-// that connId or its outcome is already decided.
-func (r *Registry) Kill(connID string) error {
+// Kill decides Killed for the request parked as connID and delivers it,
+// with d, before returning. It fails with ErrNotParked when nothing is
+// parked with that connId or its outcome is already decided.
+func (r *Registry) Kill(connID string, d Detail) error {
 	e, ok := r.entries.Load(connID)
-	if !ok || !r.finish(e, Killed) {
+	if !ok || !r.finish(e, Killed, d) {
 		return ErrNotParked
 	}
 	return nil
@@ -216,7 +271,7 @@ func (r *Registry) Get(connID string) (Info, bool) {
 		return Info{}, false
 	}
 	in := e.info()
-	in.Remaining = time.Until(e.deadline)
+	in.Remaining = time.Duration(e.due - int64(time.Since(r.epoch)))
 	return in, true
 }
 
@@ -255,17 +310,17 @@ func (r *Registry) Capacity() int {
 
 // Shutdown stops parking new requests (Park fails with ErrShuttingDown,
 // zero timeouts too: they pass the same checks as any other) and at once
-// decides Shutdown for every parked request whose deadline is more than
-// grace away; the others run to their outcome. Drained is closed once
-// nothing is parked. Calling Shutdown again sweeps again with the new
-// grace.
+// decides Shutdown for every parked request whose end (its deadline, or
+// its last step) is more than grace away; the others run to their
+// outcome. Drained is closed once nothing is parked. Calling Shutdown
+// again sweeps again with the new grace.
 func (r *Registry) Shutdown(grace time.Duration) {
-	cutoff := time.Now().Add(grace)
-	r.cutoff.Store(int64(cutoff.Sub(r.epoch)))
+	cutoff := int64(time.Since(r.epoch) + grace)
+	r.cutoff.Store(cutoff)
 	r.draining.Store(true)
 	r.entries.Range(func(_ string, e *Entry) bool {
-		if e.deadline.After(cutoff) {
-			r.finish(e, Shutdown)
+		if e.due > cutoff {
+			r.finish(e, Shutdown, 0)
 		}
 		return true
 	})
@@ -277,13 +332,13 @@ func (r *Registry) Drained() <-chan struct{} {
 	return r.drained
 }
 
-// finish decides o for e and delivers it; false if e already had its
-// outcome.
-func (r *Registry) finish(e *Entry, o Outcome) bool {
+// finish decides o for e and delivers it, with d; false if e already had
+// its outcome.
+func (r *Registry) finish(e *Entry, o Outcome, d Detail) bool {
 	if !r.decide(e) {
 		return false
 	}
-	e.deliver(o)
+	e.owner.Deliver(o, d)
 	return true
 }
 
@@ -294,6 +349,9 @@ func (r *Registry) decide(e *Entry) bool {
 	won := e.state.CompareAndSwap(parked, decided)
 	if won {
 		r.order.Delete(e.ordered())
+		if e.drip != nil && e.drip.at >= 0 {
+			r.steps.Delete(e.step())
+		}
 	}
 	r.orderMu.Unlock()
 	if !won {
@@ -314,53 +372,142 @@ func (r *Registry) wakeAtLocked(due int64) {
 	r.wake.Reset(time.Duration(due - int64(time.Since(r.epoch))))
 }
 
+// stepCall is a dripping entry's step taken off the steps tree, to be
+// called outside the lock.
+type stepCall struct {
+	e   *Entry
+	k   int
+	due int64
+}
+
 // expireDue is the wake timer's function: OK for every request whose
-// deadline has come, then the timer again for the earliest one left. Two
-// of these may overlap (a park reset the timer while one ran); decide
-// keeps each outcome single.
+// deadline has come, the steps of dripping requests that are due, then the
+// timer again for the earliest left. Two of these may overlap (a park
+// reset the timer while one ran); decide keeps each outcome single, and a
+// step is taken off the tree by exactly one of them.
 func (r *Registry) expireDue() {
 	for {
 		now := int64(time.Since(r.epoch))
 		var due []*Entry
+		var steps []stepCall
 		r.orderMu.Lock()
 		r.order.Ascend(func(o ordered) bool {
 			if o.due > now {
 				return false
 			}
-			due = append(due, o.e)
+			if o.e.drip == nil { // a dripping one ends by its steps
+				due = append(due, o.e)
+			}
 			return true
 		})
-		if len(due) == 0 {
+		r.steps.Ascend(func(o ordered) bool {
+			if o.due > now {
+				return false
+			}
+			steps = append(steps, stepCall{o.e, int(o.e.drip.next), o.due})
+			return true
+		})
+		for _, sc := range steps {
+			r.advanceLocked(sc.e)
+		}
+		if len(due) == 0 && len(steps) == 0 {
 			r.nextWake = math.MaxInt64
-			if first, ok := r.order.Min(); ok {
-				r.wakeAtLocked(first.due)
+			if first, ok := r.firstWakeLocked(now); ok {
+				r.wakeAtLocked(first)
 			}
 			r.orderMu.Unlock()
 			return
 		}
 		r.orderMu.Unlock()
 		r.finishAll(due, OK)
+		r.stepAll(steps)
 	}
 }
 
-// finishAll decides o for es, spread over the available processors when
-// there are many, and returns when all are delivered.
+// advanceLocked takes e's next step off the steps tree and puts the one
+// after it there, if there is one.
+func (r *Registry) advanceLocked(e *Entry) {
+	d := e.drip
+	r.steps.Delete(e.step())
+	if d.next >= d.pieces {
+		d.at = -1
+		return
+	}
+	d.next++
+	deadline := e.due - int64(d.span)
+	d.at = deadline + int64(d.span)*int64(d.next)/int64(d.pieces)
+	r.steps.ReplaceOrInsert(e.step())
+}
+
+// firstWakeLocked is when the timer must fire next: the earliest step, or
+// the earliest deadline of a request that does not drip. A dripping entry
+// whose last step is late (its client's window is full) is passed over in
+// the order: its retry is in the steps tree.
+func (r *Registry) firstWakeLocked(now int64) (int64, bool) {
+	first, found := int64(math.MaxInt64), false
+	if s, ok := r.steps.Min(); ok {
+		first, found = s.due, true
+	}
+	r.order.Ascend(func(o ordered) bool {
+		if o.e.drip != nil && o.due <= now {
+			return true
+		}
+		if o.due < first {
+			first, found = o.due, true
+		}
+		return false
+	})
+	return first, found
+}
+
+// stepAll calls the owner of each step, and decides OK for the entries
+// whose owner is done; a last step that is not done is tried again after
+// stepRetry.
+func (r *Registry) stepAll(steps []stepCall) {
+	r.spread(len(steps), func(i int) {
+		sc := steps[i]
+		if sc.e.owner.Step(sc.k, r.epoch.Add(time.Duration(sc.due))) {
+			r.finish(sc.e, OK, 0)
+			return
+		}
+		if sc.k < int(sc.e.drip.pieces) {
+			return // the next step writes the rest
+		}
+		r.orderMu.Lock()
+		if d := sc.e.drip; sc.e.state.Load() == parked && d.at < 0 {
+			d.at = int64(time.Since(r.epoch) + stepRetry)
+			r.steps.ReplaceOrInsert(sc.e.step())
+			if d.at < r.nextWake {
+				r.wakeAtLocked(d.at)
+			}
+		}
+		r.orderMu.Unlock()
+	})
+}
+
+// finishAll decides o for es and returns when all are delivered.
 func (r *Registry) finishAll(es []*Entry, o Outcome) {
+	r.spread(len(es), func(i int) { r.finish(es[i], o, 0) })
+}
+
+// spread runs f(0) … f(n-1), over the available processors when there
+// are many, and returns when all have returned.
+func (r *Registry) spread(n int, f func(int)) {
 	const perWorker = 256 // below this, one goroutine is quicker than several
-	workers := min(runtime.GOMAXPROCS(0), (len(es)+perWorker-1)/perWorker)
+	workers := min(runtime.GOMAXPROCS(0), (n+perWorker-1)/perWorker)
 	if workers <= 1 {
-		for _, e := range es {
-			r.finish(e, o)
+		for i := range n {
+			f(i)
 		}
 		return
 	}
 	var wg sync.WaitGroup
-	chunk := (len(es) + workers - 1) / workers
-	for start := 0; start < len(es); start += chunk {
-		part := es[start:min(start+chunk, len(es))]
+	chunk := (n + workers - 1) / workers
+	for start := 0; start < n; start += chunk {
+		end := min(start+chunk, n)
 		wg.Go(func() {
-			for _, e := range part {
-				r.finish(e, o)
+			for i := start; i < end; i++ {
+				f(i)
 			}
 		})
 	}

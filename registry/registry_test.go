@@ -21,7 +21,14 @@ func newOutcomes() *outcomes {
 	return &outcomes{got: map[string][]Outcome{}, ch: make(chan string, 100_000)}
 }
 
-func (o *outcomes) deliver(id string) func(Outcome) {
+// deliverFunc is the Owner of a request that does not drip: a function
+// given its outcome.
+type deliverFunc func(Outcome)
+
+func (f deliverFunc) Deliver(o Outcome, _ Detail)     { f(o) }
+func (f deliverFunc) Step(int, time.Time) (done bool) { return true }
+
+func (o *outcomes) deliver(id string) deliverFunc {
 	return func(out Outcome) {
 		o.mu.Lock()
 		o.got[id] = append(o.got[id], out)
@@ -66,7 +73,7 @@ func TestOutcomes(t *testing.T) {
 		want Outcome
 	}{
 		{"timeout elapses", func(*Registry, *Entry) error { return nil }, OK},
-		{"kill", func(r *Registry, _ *Entry) error { return r.Kill("a") }, Killed},
+		{"kill", func(r *Registry, _ *Entry) error { return r.Kill("a", 0) }, Killed},
 		{"abandon", func(_ *Registry, e *Entry) error {
 			if !e.Abandon() {
 				return errors.New("Abandon returned false")
@@ -94,7 +101,7 @@ func TestOutcomes(t *testing.T) {
 			if r.Len() != 0 || len(r.Snapshot(nil)) != 0 {
 				t.Fatalf("after the outcome: Len %d, Snapshot %v; want empty", r.Len(), r.Snapshot(nil))
 			}
-			if err := r.Kill("a"); !errors.Is(err, ErrNotParked) {
+			if err := r.Kill("a", 0); !errors.Is(err, ErrNotParked) {
 				t.Fatalf("Kill after the outcome: %v, want ErrNotParked", err)
 			}
 			if e.Abandon() {
@@ -132,13 +139,13 @@ func TestParkRefusals(t *testing.T) {
 			t.Fatalf("Park(%q, %v) failed but returned an entry", tt.id, tt.timeout)
 		}
 	}
-	if err := r.Kill("b"); err != nil {
+	if err := r.Kill("b", 0); err != nil {
 		t.Fatal(err)
 	}
 	if e, err := r.Park(Request{ConnID: "c", Timeout: 0}, o.deliver("c")); err != nil || e != nil {
 		t.Fatalf("zero timeout below capacity: %v, %v; want nil, nil", e, err)
 	}
-	if err := r.Kill("nobody"); !errors.Is(err, ErrNotParked) {
+	if err := r.Kill("nobody", 0); !errors.Is(err, ErrNotParked) {
 		t.Fatalf("Kill(nobody) = %v, want ErrNotParked", err)
 	}
 	o.wait(t, 1) // b's kill; c's zero timeout delivers nothing
@@ -160,7 +167,7 @@ func TestSnapshotOrderAndInfo(t *testing.T) {
 		e := park(t, r, o, id, 2*time.Hour)
 		r.orderMu.Lock() // re-key e in the order as Park would have
 		r.order.Delete(e.ordered())
-		e.deadline, e.due = tie, int64(tie.Sub(r.epoch))
+		e.due = int64(tie.Sub(r.epoch))
 		r.order.ReplaceOrInsert(e.ordered())
 		r.orderMu.Unlock()
 	}
@@ -257,7 +264,7 @@ func TestStress(t *testing.T) {
 				switch rng.IntN(3) {
 				case 0:
 					victim := fmt.Sprintf("w%d-%d", rng.IntN(workers), rng.IntN(i+1))
-					if r.Kill(victim) == nil {
+					if r.Kill(victim, 0) == nil {
 						killedOK.Add(1)
 						if _, dup := claimed.LoadOrStore(victim, Killed); dup {
 							t.Errorf("%s claimed twice", victim)
@@ -389,7 +396,7 @@ func TestManyDueAtOnce(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := w; i < n; i += 8 {
-				if r.Kill(fmt.Sprint(i)) == nil {
+				if r.Kill(fmt.Sprint(i), 0) == nil {
 					killed.Add(1)
 				}
 			}

@@ -228,6 +228,22 @@ func writeFD(fd int, b []byte) (int, error) {
 	}
 }
 
+// writeBuffersFD sends bufs in one sendmsg, without blocking or SIGPIPE.
+func writeBuffersFD(fd int, bufs [][]byte) (int, error) {
+	for {
+		n, err := unix.SendmsgBuffers(fd, bufs, nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return n, err
+	}
+}
+
+// lingerZeroFD makes closing fd reset the connection.
+func lingerZeroFD(fd int) error {
+	return unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+}
+
 func wouldBlock(err error) bool {
 	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EWOULDBLOCK)
 }

@@ -459,3 +459,88 @@ func TestDetachAgainAfterConn(t *testing.T) {
 	c.Close()
 	waitEvent(t, fired)
 }
+
+// Reset ends a detached connection with a TCP reset: the peer's read fails
+// with ECONNRESET, not a clean EOF, even with the peer's bytes unread.
+func TestResetSendsRST(t *testing.T) {
+	p := newPoller(t)
+	for _, unread := range []bool{false, true} {
+		s, cl := detached(t, p)
+		if unread {
+			if _, err := cl.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := s.Reset(); err != nil {
+			t.Fatalf("Reset: %v", err)
+		}
+		cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := cl.Read(make([]byte, 16))
+		if n != 0 || !errors.Is(err, unix.ECONNRESET) {
+			t.Errorf("peer read after Reset (peer bytes unread: %v): %d, %v; want ECONNRESET", unread, n, err)
+		}
+		if err := s.Reset(); err != nil || s.Close() != nil {
+			t.Errorf("Reset or Close after Reset: want nothing done")
+		}
+	}
+}
+
+// A TCP connection in conn mode is reset too; one that is not TCP is
+// closed.
+func TestResetConnMode(t *testing.T) {
+	p := newPoller(t)
+	srv, cl := pair(t)
+	s := &Socket{p: p, fd: -1, conn: srv} // as Detach leaves one it cannot take out
+	if err := s.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := cl.Read(make([]byte, 16)); !errors.Is(err, unix.ECONNRESET) {
+		t.Errorf("peer read after a conn-mode Reset: %v, want ECONNRESET", err)
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	piped := p.Detach(a)
+	if err := piped.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("pipe read after Reset: %v, want EOF", err)
+	}
+}
+
+// TryWriteBuffers sends its buffers in order and says how much it sent:
+// everything to a reading peer, a part once the peer's window is full.
+func TestTryWriteBuffers(t *testing.T) {
+	p := newPoller(t)
+	s, cl := detached(t, p)
+	n, err := s.TryWriteBuffers([][]byte{[]byte("HTTP/1.1 200 OK\r\n"), []byte("\r\n"), []byte("{}")})
+	if err != nil || n != 21 {
+		t.Fatalf("TryWriteBuffers = %d, %v; want 21", n, err)
+	}
+	got := make([]byte, 21)
+	cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(cl, got); err != nil || string(got) != "HTTP/1.1 200 OK\r\n\r\n{}" {
+		t.Fatalf("peer read %q, %v", got, err)
+	}
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	total := 0
+	for range 64 { // the peer reads nothing: the socket fills
+		n, err := s.TryWriteBuffers([][]byte{big})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		if n < len(big) {
+			break
+		}
+	}
+	if total >= 64<<20 {
+		t.Fatalf("64 MiB taken by a socket whose peer reads nothing")
+	}
+	s.Close()
+	if _, err := s.TryWriteBuffers([][]byte{big}); !errors.Is(err, ErrClosed) {
+		t.Errorf("TryWriteBuffers after Close: %v, want ErrClosed", err)
+	}
+}

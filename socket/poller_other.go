@@ -32,6 +32,8 @@ func (p *Poller) forget(uint64) {}
 var errNoDescriptors = errors.New("no detached descriptors on this system")
 
 func writeFD(int, []byte) (int, error)              { return 0, errNoDescriptors }
+func writeBuffersFD(int, [][]byte) (int, error)     { return 0, errNoDescriptors }
+func lingerZeroFD(int) error                        { return errNoDescriptors }
 func wouldBlock(error) bool                         { return false }
 func (s *Socket) handBackLocked() (net.Conn, error) { return nil, errNoDescriptors }
 func closeFD(int) error                             { return errNoDescriptors }

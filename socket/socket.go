@@ -1,7 +1,9 @@
 package socket
 
 import (
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -39,6 +41,34 @@ func (s *Socket) TryWrite(b []byte) (rest []byte, err error) {
 		return b, err
 	}
 	return b[max(n, 0):], nil
+}
+
+// TryWriteBuffers writes what the socket takes at once of bufs, in order,
+// in one system call, and returns how many bytes it took. A Socket in
+// conn mode has no way to ask without blocking: it writes for at most a
+// millisecond.
+func (s *Socket) TryWriteBuffers(bufs [][]byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.spent:
+		return 0, ErrClosed
+	case s.fd < 0:
+		if err := s.conn.SetWriteDeadline(time.Now().Add(time.Millisecond)); err != nil {
+			return 0, err
+		}
+		nb := net.Buffers(bufs)
+		n, err := nb.WriteTo(s.conn)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = nil
+		}
+		return int(n), err
+	}
+	n, err := writeBuffersFD(s.fd, bufs)
+	if err != nil && !wouldBlock(err) {
+		return 0, err
+	}
+	return max(n, 0), nil
 }
 
 // WriteAll writes b, blocking for at most timeout. What a detached socket
@@ -84,6 +114,47 @@ func (s *Socket) Conn() (net.Conn, error) {
 		return s.conn, nil
 	}
 	return s.handBackLocked()
+}
+
+// Reset closes the connection with a TCP reset instead of a FIN: linger
+// on with a zero timeout, then close, so the kernel drops what is unsent
+// and answers RST. A connection that is not TCP (an in-memory pipe) has no
+// reset and is closed. A watch still armed is stopped; resetting a spent
+// Socket does nothing.
+func (s *Socket) Reset() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spent {
+		return nil
+	}
+	s.spent = true
+	s.stopLocked()
+	if s.fd < 0 {
+		if tcp, ok := tcpConnOf(s.conn); ok {
+			tcp.SetLinger(0) //nolint:errcheck // the close below ends it either way
+		}
+		return s.conn.Close()
+	}
+	lingerZeroFD(s.fd) //nolint:errcheck // the close below ends it either way
+	err := closeFD(s.fd)
+	s.fd = -1
+	return err
+}
+
+// tcpConnOf finds the *net.TCPConn under c's wrappers.
+func tcpConnOf(c net.Conn) (*net.TCPConn, bool) {
+	for {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			return v, true
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		case interface{ UnsafeConn() net.Conn }:
+			c = v.UnsafeConn()
+		default:
+			return nil, false
+		}
+	}
 }
 
 // Close closes the connection; a watch still armed is stopped. Closing a

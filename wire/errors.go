@@ -20,4 +20,17 @@ var (
 	ErrUnreadableBody = errors.New("unreadable body")
 	// ErrConflictingConnIDs: a kill request names different connIds.
 	ErrConflictingConnIDs = errors.New("conflicting connIds")
+	// ErrInvalidThen: a then list is outside its grammar, or a park gives
+	// it twice.
+	ErrInvalidThen = errors.New("invalid then")
+	// ErrConflictingThens: a kill request gives different then lists.
+	ErrConflictingThens = errors.New("conflicting then lists")
+	// ErrInvalidJitter: a park's jitter is outside the grammar, repeated,
+	// or takes the request past the maximum timeout.
+	ErrInvalidJitter = errors.New("invalid jitter")
+	// ErrInvalidBody: a park's body size is outside 0–1,048,576 or repeated.
+	ErrInvalidBody = errors.New("invalid body size")
+	// ErrInvalidDrip: a park's drip is outside the grammar, repeated, or
+	// takes the request past the maximum timeout.
+	ErrInvalidDrip = errors.New("invalid drip")
 )

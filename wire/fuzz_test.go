@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,22 +114,150 @@ func refQueryValues(raw, key string) ([]string, error) {
 func FuzzParsePark(f *testing.F) {
 	for _, q := range []string{"connId=12&timeout=4", "timeout=0.25&connId=a+b", "connId=a;b&timeout=1",
 		"connId=%zz&timeout=1", "connId=1&connId=2&timeout=1", "connId=&timeout=1", "connId=%C3%A9&timeout=007",
-		"x=%zz&connId=1&timeout=1", "%zz=1&connId=1&timeout=1", "connId=1&timeout=1.2.3", "&&connId=1&&timeout=2&"} {
+		"x=%zz&connId=1&timeout=1", "%zz=1&connId=1&timeout=1", "connId=1&timeout=1.2.3", "&&connId=1&&timeout=2&",
+		"connId=1&timeout=5&then=200:90,503:9,reset:1", "connId=1&timeout=5&jitter=0.5&body=1000&drip=1",
+		"connId=1&timeout=3599&jitter=1&drip=0.001", "connId=1&timeout=1&body=1048577", "connId=1&timeout=1&then=reset&then=close",
+		"connId=1&timeout=1&drip=&body=0"} {
 		f.Add(q)
 	}
 	f.Fuzz(func(t *testing.T, q string) {
 		got, err := ParsePark([]byte(q), time.Hour)
-		ids, errIDs := refQueryValues(q, "connId")
-		timeouts, errTimeouts := refQueryValues(q, "timeout")
-		var want Park
-		wantOK := errIDs == nil && errTimeouts == nil && len(ids) == 1 && len(timeouts) == 1 && refConnID(ids[0])
-		if wantOK {
-			ms, ok := refTimeout(timeouts[0], time.Hour)
-			wantOK = ok
-			want = Park{ConnID: ids[0], Timeout: time.Duration(ms) * time.Millisecond}
+		want, wantOK := refParsePark(q, time.Hour)
+		if wantOK != (err == nil) || wantOK && !samePark(got, want) {
+			t.Fatalf("ParsePark(%q) = %+v %+v, %v; reference: %+v %+v, ok %v", q, got, got.Shape, err, want, want.Shape, wantOK)
 		}
-		if wantOK != (err == nil) || wantOK && got != want {
-			t.Fatalf("ParsePark(%q) = %+v, %v; reference: %+v, ok %v", q, got, err, want, wantOK)
+	})
+}
+
+// refParsePark is the park query read straight off docs/API.md with the
+// reference parsers: one connId, one timeout, at most one of each section-6
+// parameter, and the sums of timeout, jitter and drip within max.
+func refParsePark(q string, max time.Duration) (Park, bool) {
+	vals := map[string][]string{}
+	for _, key := range []string{"connId", "timeout", "then", "jitter", "body", "drip"} {
+		v, err := refQueryValues(q, key)
+		if err != nil {
+			return Park{}, false
+		}
+		vals[key] = v
+	}
+	if len(vals["connId"]) != 1 || len(vals["timeout"]) != 1 || !refConnID(vals["connId"][0]) {
+		return Park{}, false
+	}
+	ms, ok := refTimeout(vals["timeout"][0], max)
+	if !ok {
+		return Park{}, false
+	}
+	p := Park{ConnID: vals["connId"][0], Timeout: time.Duration(ms) * time.Millisecond}
+	if vals["then"] == nil && vals["jitter"] == nil && vals["body"] == nil && vals["drip"] == nil {
+		return p, true
+	}
+	for _, key := range []string{"then", "jitter", "body", "drip"} {
+		if len(vals[key]) > 1 {
+			return Park{}, false
+		}
+	}
+	p.Shape = &Shape{}
+	if v := vals["then"]; v != nil {
+		if p.Shape.Then, ok = refThen(v[0]); !ok {
+			return Park{}, false
+		}
+	}
+	if v := vals["jitter"]; v != nil {
+		ms, ok := refTimeout(v[0], max-p.Timeout)
+		if !ok {
+			return Park{}, false
+		}
+		p.Shape.Jitter = time.Duration(ms) * time.Millisecond
+	}
+	if v := vals["body"]; v != nil {
+		n, ok := new(big.Int).SetString(v[0], 10)
+		if !ok || !bodyRE.MatchString(v[0]) || n.Cmp(big.NewInt(1<<20)) > 0 {
+			return Park{}, false
+		}
+		p.Shape.Body = int(n.Int64())
+	}
+	if v := vals["drip"]; v != nil {
+		ms, ok := refTimeout(v[0], max-p.Timeout-p.Shape.Jitter)
+		if !ok {
+			return Park{}, false
+		}
+		p.Shape.Drip = time.Duration(ms) * time.Millisecond
+	}
+	return p, true
+}
+
+var bodyRE = regexp.MustCompile(`^[0-9]+$`)
+
+func samePark(a, b Park) bool {
+	if a.ConnID != b.ConnID || a.Timeout != b.Timeout || (a.Shape == nil) != (b.Shape == nil) {
+		return false
+	}
+	return a.Shape == nil || a.Shape.Then.String() == b.Shape.Then.String() && a.Shape.Jitter == b.Shape.Jitter &&
+		a.Shape.Body == b.Shape.Body && a.Shape.Drip == b.Shape.Drip
+}
+
+var thenRE = regexp.MustCompile(`^([2-5][0-9][0-9]|reset|close|garbage|truncate)(:([0-9]+))?$`)
+
+// refThen is the then grammar with a regular expression and big numbers:
+// 1 to 16 entries of ACTION[:WEIGHT], weights from 1 to 1,000,000.
+func refThen(s string) (Then, bool) {
+	entries := strings.Split(s, ",")
+	if len(entries) > 16 {
+		return Then{}, false
+	}
+	var t Then
+	for _, e := range entries {
+		m := thenRE.FindStringSubmatch(e)
+		if m == nil {
+			return Then{}, false
+		}
+		w := big.NewInt(1)
+		if m[2] != "" {
+			w, _ = new(big.Int).SetString(m[3], 10)
+		}
+		if w.Sign() <= 0 || w.Cmp(big.NewInt(1_000_000)) > 0 {
+			return Then{}, false
+		}
+		var a Action
+		switch m[1] {
+		case "reset":
+			a = ActionReset
+		case "close":
+			a = ActionClose
+		case "garbage":
+			a = ActionGarbage
+		case "truncate":
+			a = ActionTruncate
+		default:
+			code, _ := strconv.Atoi(m[1])
+			a = Action(code)
+		}
+		if a.IsStatus() != (len(m[1]) == 3) || a == 0 {
+			return Then{}, false
+		}
+		t.entries = append(t.entries, weighted{a, uint32(w.Int64())})
+		t.total += w.Uint64()
+	}
+	return t, true
+}
+
+func FuzzParseThen(f *testing.F) {
+	for _, s := range []string{"200", "503:9", "200:90,503:9,reset:1", "close,garbage,truncate", "", ",", "200,",
+		"199", "600", "0200", "200:0", "200:1000000", "200:1000001", "200:0001", strings.Repeat("reset,", 16) + "close",
+		"RESET", " 200", "200:1:1", "reset:99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseThen(s)
+		want, ok := refThen(s)
+		switch {
+		case ok != (err == nil):
+			t.Fatalf("ParseThen(%q) = %v, %v; reference accepts: %v", s, got, err, ok)
+		case ok && got.String() != want.String():
+			t.Fatalf("ParseThen(%q) = %v, reference %v", s, got, want)
+		case !ok && !errors.Is(err, ErrInvalidThen):
+			t.Fatalf("ParseThen(%q): error %v does not wrap ErrInvalidThen", s, err)
 		}
 	})
 }
@@ -159,9 +288,9 @@ func FuzzKillForms(f *testing.F) {
 					continue // JSON cannot carry invalid UTF-8; such an id is refused at park anyway
 				}
 			}
-			got, err := KillConnID([]byte(form.query), []byte(form.body))
-			if err != nil || got != id {
-				t.Fatalf("%s form (query %q, body %q) = %q, %v; want %q", form.name, form.query, form.body, got, err, id)
+			k, err := ParseKill([]byte(form.query), []byte(form.body))
+			if got := k.ConnID; err != nil || got != id {
+				t.Fatalf("%s form (query %q, body %q) = %q, %v; want %q", form.name, form.query, form.body, k.ConnID, err, id)
 			}
 		}
 	})
@@ -177,9 +306,10 @@ func FuzzKillConnID(f *testing.F) {
 		{"", `{"a":{"connId":1},"connId":"x"}`}, {"", `{"connId":1,"connId":1}`}, {"", "{connId=\"a%20b\"}"}} {
 		f.Add(c[0], c[1])
 	}
-	sentinels := []error{ErrMalformedEscape, ErrNoConnID, ErrUnreadableBody, ErrConflictingConnIDs}
+	sentinels := []error{ErrMalformedEscape, ErrNoConnID, ErrUnreadableBody, ErrConflictingConnIDs, ErrInvalidThen, ErrConflictingThens}
 	f.Fuzz(func(t *testing.T, query, body string) {
-		got, err := KillConnID([]byte(query), []byte(body))
+		k, err := ParseKill([]byte(query), []byte(body))
+		got := k.ConnID
 		if err == nil && got == "" {
 			t.Fatalf("KillConnID(%q, %q) succeeded with an empty id", query, body)
 		}
@@ -194,6 +324,9 @@ func FuzzKillConnID(f *testing.F) {
 		dec.UseNumber()
 		if dec.Decode(&obj) != nil || obj == nil {
 			return
+		}
+		if _, ok := obj["then"]; ok {
+			return // FuzzKillThen judges a then
 		}
 		var want string
 		switch v := obj["connId"].(type) {
@@ -214,6 +347,43 @@ func FuzzKillConnID(f *testing.F) {
 			}
 		} else if err != nil || got != want {
 			t.Fatalf("KillConnID(%q) = %q, %v; encoding/json reads %q", body, got, err, want)
+		}
+	})
+}
+
+// FuzzKillThen: whatever the then text, every form that carries one gives
+// what ParseThen reads of it, or its error; two different texts conflict.
+func FuzzKillThen(f *testing.F) {
+	for _, s := range []string{"reset", "503", "200:90,503:9,reset:1", "", "nope", "200:0", "a&b", "close"} {
+		f.Add(s, "503")
+	}
+	f.Fuzz(func(t *testing.T, then, other string) {
+		want, wantErr := ParseThen(then)
+		quoted, _ := json.Marshal(then)
+		esc := url.QueryEscape(then)
+		forms := []struct{ name, query, body string }{
+			{"json", "", `{"connId":12,"then":` + string(quoted) + `}`},
+			{"form", "", "connId=12&then=" + esc},
+			{"query", "connId=12&then=" + esc, ""},
+			{"query and form", "then=" + esc, "connId=12&then=" + esc},
+		}
+		for _, form := range forms {
+			if form.name == "json" && !utf8.ValidString(then) {
+				continue // JSON cannot carry invalid UTF-8
+			}
+			k, err := ParseKill([]byte(form.query), []byte(form.body))
+			switch {
+			case wantErr != nil && !errors.Is(err, ErrInvalidThen):
+				t.Fatalf("%s form of then %q: %+v, %v; want ErrInvalidThen (%v)", form.name, then, k, err, wantErr)
+			case wantErr == nil && (err != nil || k.ConnID != "12" || k.Then.String() != want.String()):
+				t.Fatalf("%s form of then %q: %+v, %v; want then %v", form.name, then, k, err, want)
+			}
+		}
+		if then != other {
+			_, err := ParseKill([]byte("then="+url.QueryEscape(other)), []byte("connId=12&then="+esc))
+			if !errors.Is(err, ErrConflictingThens) {
+				t.Fatalf("then %q in the query and %q in the body: %v, want ErrConflictingThens", other, then, err)
+			}
 		}
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 )
 
 // KillForms names the accepted ways to give a kill request's connId; error
@@ -14,107 +16,179 @@ const KillForms = `give the connId as JSON {"connId":12} or {"connId":"12"}, ` +
 	`as {connId=12} (what curl -d {"connId"=12} sends), as a form body connId=12, ` +
 	`or in the query string /api/kill?connId=12`
 
-// KillConnID finds the connId of PUT /api/kill in its raw query string and
-// its body, whatever the body's Content-Type:
-//   - a JSON object {"connId":12} or {"connId":"12"}, a number taken as its
-//     literal text;
-//   - the seed's {connId=12} or {"connId"=12}, the value optionally in
+// Kill is what a kill request asks for.
+type Kill struct {
+	ConnID string
+	Then   Then // what the killed request gets; zero: a 500
+}
+
+// ParseKill reads PUT /api/kill's raw query string and body, whatever the
+// body's Content-Type. The connId may be given
+//   - in a JSON object {"connId":12} or {"connId":"12"}, a number taken as
+//     its literal text;
+//   - as the seed's {connId=12} or {"connId"=12}, the value optionally in
 //     double quotes;
-//   - a form body connId=12, or the query string ?connId=12.
+//   - in a form body connId=12, or the query string ?connId=12.
 //
-// An empty value counts as none; the same value given twice is fine,
-// different values are ErrConflictingConnIDs. No value at all is ErrNoConnID.
-func KillConnID(rawQuery, body []byte) (string, error) {
-	fromQuery, err := queryValues(rawQuery, "connId")
+// An empty connId counts as none; the same value given twice is fine,
+// different values are ErrConflictingConnIDs. No value at all is
+// ErrNoConnID. A then list may come with it in the JSON object ("then", a
+// string or a number), the form body or the query string — not in the
+// seed's braced form —, under the same rule: different values are
+// ErrConflictingThens; an empty or malformed one is ErrInvalidThen.
+func ParseKill(rawQuery, body []byte) (Kill, error) {
+	fromQuery, err := killValues(rawQuery)
 	if err != nil {
-		return "", err
+		return Kill{}, err
 	}
-	fromBody, err := bodyConnIDs(body)
+	fromBody, err := bodyKillValues(body)
 	if err != nil {
-		return "", err
+		return Kill{}, err
 	}
 	id := ""
-	for _, v := range append(fromQuery, fromBody...) {
+	for _, v := range append(fromQuery.ids, fromBody.ids...) {
 		switch {
 		case v == "":
 		case id == "":
 			id = v
 		case v != id:
-			return "", fmt.Errorf("%w: the request names connId %s and connId %s; name one",
+			return Kill{}, fmt.Errorf("%w: the request names connId %s and connId %s; name one",
 				ErrConflictingConnIDs, quoteForMessage(id), quoteForMessage(v))
 		}
 	}
 	if id == "" {
-		return "", fmt.Errorf("%w: no connId found; %s", ErrNoConnID, KillForms)
+		return Kill{}, fmt.Errorf("%w: no connId found; %s", ErrNoConnID, KillForms)
 	}
-	return id, nil
+	k := Kill{ConnID: id}
+	thens := append(fromQuery.thens, fromBody.thens...)
+	for _, v := range thens {
+		if v != thens[0] {
+			return Kill{}, fmt.Errorf("%w: the request gives then %s and then %s; give one",
+				ErrConflictingThens, quoteForMessage(thens[0]), quoteForMessage(v))
+		}
+	}
+	if len(thens) > 0 {
+		if k.Then, err = ParseThen(thens[0]); err != nil {
+			return Kill{}, err
+		}
+	}
+	return k, nil
 }
 
-// bodyConnIDs returns every connId value a kill body gives.
-func bodyConnIDs(body []byte) ([]string, error) {
+// ThenOf reads the then list of a query string, such as that of
+// DELETE /api/requests/{connId}?then=reset: the zero Then when none is
+// given; given twice, the values must agree.
+func ThenOf(rawQuery []byte) (Then, error) {
+	vals, err := queryValues(rawQuery, "then")
+	if err != nil || len(vals) == 0 {
+		return Then{}, err
+	}
+	for _, v := range vals {
+		if v != vals[0] {
+			return Then{}, fmt.Errorf("%w: the request gives then %s and then %s; give one",
+				ErrConflictingThens, quoteForMessage(vals[0]), quoteForMessage(v))
+		}
+	}
+	return ParseThen(vals[0])
+}
+
+// killFields are the connId and then values one place of a kill gives.
+type killFields struct{ ids, thens []string }
+
+// killValues reads the connId and then values of a query or form body.
+func killValues(raw []byte) (killFields, error) {
+	var kf killFields
+	err := eachValue(raw, func(key string, v []byte) error {
+		val, err := unescape(v)
+		if key == "connId" {
+			kf.ids = append(kf.ids, val)
+		} else {
+			kf.thens = append(kf.thens, val)
+		}
+		return err
+	}, "connId", "then")
+	return kf, err
+}
+
+// bodyKillValues returns every connId and then value a kill body gives.
+func bodyKillValues(body []byte) (killFields, error) {
 	body = bytes.TrimSpace(body)
 	switch {
 	case len(body) == 0:
-		return nil, nil
+		return killFields{}, nil
 	case body[0] != '{':
-		ids, err := queryValues(body, "connId")
+		kf, err := killValues(body)
 		if err != nil {
-			return nil, fmt.Errorf("%w: the body is not a form: %v; %s", ErrUnreadableBody, err, KillForms)
+			return killFields{}, fmt.Errorf("%w: the body is not a form: %v; %s", ErrUnreadableBody, err, KillForms)
 		}
-		return ids, nil
+		return kf, nil
 	}
-	ids, jsonErr := jsonConnIDs(body)
+	kf, jsonErr := jsonKillValues(body)
 	if jsonErr == nil {
-		return ids, nil
+		return kf, nil
 	}
 	if ids, ok := braceConnIDs(body); ok {
-		return ids, nil
+		return killFields{ids: ids}, nil
 	}
-	if errors.Is(jsonErr, ErrUnreadableBody) {
-		return nil, jsonErr
+	if errors.Is(jsonErr, ErrUnreadableBody) || errors.Is(jsonErr, ErrInvalidThen) {
+		return killFields{}, jsonErr
 	}
-	return nil, fmt.Errorf("%w: the body is neither JSON nor {connId=ID}; %s", ErrUnreadableBody, KillForms)
+	return killFields{}, fmt.Errorf("%w: the body is neither JSON nor {connId=ID}; %s", ErrUnreadableBody, KillForms)
 }
 
-// jsonConnIDs reads a JSON object and returns every value of its "connId"
-// keys: a key may repeat, which encoding/json would hide by keeping the last.
-func jsonConnIDs(body []byte) ([]string, error) {
+// jsonKillValues reads a JSON object and returns every value of its
+// "connId" and "then" keys: a key may repeat, which encoding/json would
+// hide by keeping the last.
+func jsonKillValues(body []byte) (killFields, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if _, err := dec.Token(); err != nil { // the '{' seen by the caller
-		return nil, err
+		return killFields{}, err
 	}
-	var ids []string
+	var kf killFields
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, err
+			return killFields{}, err
 		}
 		key, _ := tok.(string)
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			return nil, err
+			return killFields{}, err
 		}
-		if key != "connId" {
+		if key != "connId" && key != "then" {
 			continue
 		}
+		var text string
 		switch v := v.(type) {
-		case nil: // null names no connId
+		case nil: // null gives nothing
+			continue
 		case string:
-			ids = append(ids, v)
+			text = v
 		case json.Number:
-			ids = append(ids, v.String())
-		default:
-			return nil, fmt.Errorf("%w: JSON connId must be a string or a number; %s", ErrUnreadableBody, KillForms)
+			text = v.String()
+			if key == "then" {
+				text = integral(v)
+			}
+		case bool, map[string]any, []any:
+			if key == "then" {
+				return killFields{}, fmt.Errorf("%w: JSON then must be a string or a number; give %s", ErrInvalidThen, thenGrammar)
+			}
+			return killFields{}, fmt.Errorf("%w: JSON connId must be a string or a number; %s", ErrUnreadableBody, KillForms)
+		}
+		if key == "connId" {
+			kf.ids = append(kf.ids, text)
+		} else {
+			kf.thens = append(kf.thens, text)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, err
+		return killFields{}, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
+		return killFields{}, errors.New("data after the JSON object")
 	}
-	return ids, nil
+	return kf, nil
 }
 
 // braceConnIDs reads the seed's form, {connId=12} or {"connId"=12}: the
@@ -152,4 +226,16 @@ func unquote(b []byte) []byte {
 		b = b[1 : len(b)-1]
 	}
 	return b
+}
+
+// integral writes a JSON number that is a whole number, such as 503.0 or
+// 5.03e2, as its digits; any other number as it is.
+func integral(n json.Number) string {
+	if i, err := n.Int64(); err == nil {
+		return strconv.FormatInt(i, 10)
+	}
+	if f, err := n.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return n.String()
 }

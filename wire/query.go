@@ -119,22 +119,33 @@ func keyName(k []byte, keys []string) (string, error) {
 type Park struct {
 	ConnID  string
 	Timeout time.Duration
+	Shape   *Shape // nil unless a parameter of section 6 is given
 }
 
 // ParsePark reads the raw query of GET /api/request: exactly one connId and
-// exactly one timeout, each within the contract's grammar, the timeout at
-// most maxTimeout. Other parameters are ignored.
+// exactly one timeout, each within the grammar of docs/API.md, the timeout
+// at most maxTimeout, and at most one each of then, jitter, body and drip.
+// Other parameters are ignored.
 func ParsePark(rawQuery []byte, maxTimeout time.Duration) (Park, error) {
-	var ids, timeouts []string
+	var ids, timeouts, thens, jitters, bodies, drips []string
 	err := eachValue(rawQuery, func(key string, v []byte) error {
 		val, err := unescape(v)
-		if key == "connId" {
+		switch key {
+		case "connId":
 			ids = append(ids, val)
-		} else {
+		case "timeout":
 			timeouts = append(timeouts, val)
+		case "then":
+			thens = append(thens, val)
+		case "jitter":
+			jitters = append(jitters, val)
+		case "body":
+			bodies = append(bodies, val)
+		default:
+			drips = append(drips, val)
 		}
 		return err
-	}, "connId", "timeout")
+	}, "connId", "timeout", "then", "jitter", "body", "drip")
 	if err != nil {
 		return Park{}, err
 	}
@@ -159,6 +170,9 @@ func ParsePark(rawQuery []byte, maxTimeout time.Duration) (Park, error) {
 		}
 	default:
 		return Park{}, fmt.Errorf("%w: timeout is given %d times; give it once", ErrInvalidTimeout, len(timeouts))
+	}
+	if p.Shape, err = parseShape(thens, jitters, bodies, drips, p.Timeout, maxTimeout); err != nil {
+		return Park{}, err
 	}
 	return p, nil
 }

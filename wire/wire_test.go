@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestParsePark(t *testing.T) {
 	}
 }
 
-func TestKillConnID(t *testing.T) {
+func TestParseKillConnID(t *testing.T) {
 	tests := []struct {
 		name, query, body string
 		want              string
@@ -133,9 +134,9 @@ func TestKillConnID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := KillConnID([]byte(tt.query), []byte(tt.body))
-			if !errors.Is(err, tt.err) || got != tt.want {
-				t.Fatalf("KillConnID(%q, %q) = %q, %v; want %q, %v", tt.query, tt.body, got, err, tt.want, tt.err)
+			k, err := ParseKill([]byte(tt.query), []byte(tt.body))
+			if !errors.Is(err, tt.err) || k.ConnID != tt.want || !k.Then.IsZero() {
+				t.Fatalf("ParseKill(%q, %q) = %+v, %v; want %q, %v", tt.query, tt.body, k, err, tt.want, tt.err)
 			}
 			if errors.Is(err, ErrNoConnID) || errors.Is(err, ErrUnreadableBody) {
 				if !strings.Contains(err.Error(), "connId=12") {
@@ -143,6 +144,202 @@ func TestKillConnID(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseThen(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // the list written back with every weight; "" for an error
+	}{
+		{"200", "200:1"},
+		{"503", "503:1"},
+		{"599", "599:1"},
+		{"reset", "reset:1"},
+		{"close,garbage,truncate", "close:1,garbage:1,truncate:1"},
+		{"200:90,503:9,reset:1", "200:90,503:9,reset:1"},
+		{"200:007", "200:7"},
+		{"200:1000000", "200:1000000"},
+		{"200:0001000000", "200:1000000"},
+		{strings.Repeat("200,", 15) + "200", strings.Repeat("200:1,", 15) + "200:1"},
+		{"", ""},
+		{",", ""},
+		{"200,", ""},
+		{",200", ""},
+		{"200,,503", ""},
+		{"199", ""},
+		{"600", ""},
+		{"0200", ""},
+		{"20", ""},
+		{"2xx", ""},
+		{"RESET", ""},
+		{"Reset", ""},
+		{" reset", ""},
+		{"reset ", ""},
+		{"abort", ""},
+		{"200:0", ""},
+		{"200:", ""},
+		{"200:-1", ""},
+		{"200:+1", ""},
+		{"200:1.5", ""},
+		{"200:1000001", ""},
+		{"200:99999999999999999999", ""},
+		{"200:1:2", ""},
+		{":1", ""},
+		{strings.Repeat("200,", 16) + "200", ""},
+	}
+	for _, tt := range tests {
+		got, err := ParseThen(tt.in)
+		switch {
+		case tt.want == "" && err == nil:
+			t.Errorf("ParseThen(%q) = %v, want an error", tt.in, got)
+		case tt.want == "" && !errors.Is(err, ErrInvalidThen):
+			t.Errorf("ParseThen(%q): %v does not wrap ErrInvalidThen", tt.in, err)
+		case tt.want == "" && !strings.Contains(err.Error(), "reset, close, garbage or truncate"):
+			t.Errorf("ParseThen(%q): %q does not name the accepted forms", tt.in, err)
+		case tt.want != "" && (err != nil || got.String() != tt.want):
+			t.Errorf("ParseThen(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// A draw follows the weights, and a single entry needs none.
+func TestThenDraw(t *testing.T) {
+	th, err := ParseThen("200:90,503:9,reset:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	counts := map[Action]int{}
+	const n = 100_000
+	for range n {
+		counts[th.Draw(r)]++
+	}
+	for a, share := range map[Action]float64{200: 0.90, 503: 0.09, ActionReset: 0.01} {
+		if got := float64(counts[a]) / n; got < share*0.9 || got > share*1.1 {
+			t.Errorf("%v drawn %.4f of the time, want about %.2f", a, got, share)
+		}
+	}
+	if len(counts) != 3 {
+		t.Errorf("drew %v, want only 200, 503 and reset", counts)
+	}
+	one, _ := ParseThen("garbage")
+	if a, ok := one.Only(); !ok || a != ActionGarbage || one.Draw(nil) != ActionGarbage {
+		t.Errorf("a single entry: Only %v %v, want garbage without a draw", a, ok)
+	}
+	if (Then{}).Draw(nil) != 0 {
+		t.Errorf("the zero Then drew something")
+	}
+}
+
+func TestParseParkShape(t *testing.T) {
+	const max = time.Hour
+	then := func(s string) Then { th, _ := ParseThen(s); return th }
+	tests := []struct {
+		query string
+		shape *Shape // nil: none expected
+		err   error
+	}{
+		{"connId=1&timeout=5", nil, nil},
+		{"connId=1&timeout=5&then=503", &Shape{Then: then("503")}, nil},
+		{"connId=1&timeout=5&then=200%3A90%2C503%3A9%2Creset%3A1", &Shape{Then: then("200:90,503:9,reset:1")}, nil},
+		{"connId=1&timeout=5&then=200:90,503:9,reset:1", &Shape{Then: then("200:90,503:9,reset:1")}, nil},
+		{"connId=1&timeout=5&jitter=0.5", &Shape{Jitter: 500 * time.Millisecond}, nil},
+		{"connId=1&timeout=5&body=1000&drip=1", &Shape{Body: 1000, Drip: time.Second}, nil},
+		{"connId=1&timeout=5&body=0", &Shape{}, nil},
+		{"connId=1&timeout=5&body=1048576", &Shape{Body: 1 << 20}, nil},
+		{"connId=1&timeout=0&drip=120", &Shape{Drip: 120 * time.Second}, nil},
+		{"connId=1&timeout=3000&jitter=600", &Shape{Jitter: 600 * time.Second}, nil},
+		{"connId=1&timeout=3000&jitter=300&drip=300", &Shape{Jitter: 300 * time.Second, Drip: 300 * time.Second}, nil},
+		{"connId=1&timeout=5&other=1", nil, nil},
+		{"connId=1&timeout=5&then=", nil, ErrInvalidThen},
+		{"connId=1&timeout=5&then=nope", nil, ErrInvalidThen},
+		{"connId=1&timeout=5&then=503&then=503", nil, ErrInvalidThen},
+		{"connId=1&timeout=5&then=%zz", nil, ErrMalformedEscape},
+		{"connId=1&timeout=5&jitter=", nil, ErrInvalidJitter},
+		{"connId=1&timeout=5&jitter=-1", nil, ErrInvalidJitter},
+		{"connId=1&timeout=5&jitter=.5", nil, ErrInvalidJitter},
+		{"connId=1&timeout=5&jitter=1&jitter=1", nil, ErrInvalidJitter},
+		{"connId=1&timeout=3000&jitter=600.001", nil, ErrInvalidJitter},
+		{"connId=1&timeout=5&body=", nil, ErrInvalidBody},
+		{"connId=1&timeout=5&body=-1", nil, ErrInvalidBody},
+		{"connId=1&timeout=5&body=1048577", nil, ErrInvalidBody},
+		{"connId=1&timeout=5&body=1e3", nil, ErrInvalidBody},
+		{"connId=1&timeout=5&body=1&body=1", nil, ErrInvalidBody},
+		{"connId=1&timeout=5&drip=", nil, ErrInvalidDrip},
+		{"connId=1&timeout=5&drip=1s", nil, ErrInvalidDrip},
+		{"connId=1&timeout=5&drip=1&drip=2", nil, ErrInvalidDrip},
+		{"connId=1&timeout=3000&jitter=300&drip=300.001", nil, ErrInvalidDrip},
+		{"connId=1&timeout=3600&drip=0.001", nil, ErrInvalidDrip},
+	}
+	for _, tt := range tests {
+		p, err := ParsePark([]byte(tt.query), max)
+		switch {
+		case !errors.Is(err, tt.err):
+			t.Errorf("ParsePark(%q): %v, want %v", tt.query, err, tt.err)
+		case err != nil:
+			if !strings.Contains(err.Error(), ": ") {
+				t.Errorf("ParsePark(%q): %q has no sentence for the user", tt.query, err)
+			}
+		case (p.Shape == nil) != (tt.shape == nil):
+			t.Errorf("ParsePark(%q) shape %+v, want %+v", tt.query, p.Shape, tt.shape)
+		case p.Shape != nil && (p.Shape.Then.String() != tt.shape.Then.String() || p.Shape.Jitter != tt.shape.Jitter ||
+			p.Shape.Body != tt.shape.Body || p.Shape.Drip != tt.shape.Drip):
+			t.Errorf("ParsePark(%q) shape %+v, want %+v", tt.query, *p.Shape, *tt.shape)
+		}
+	}
+}
+
+func TestParseKillThen(t *testing.T) {
+	tests := []struct {
+		name, query, body string
+		want              string // the then list written back; "" none
+		err               error
+	}{
+		{"json string", "", `{"connId":12,"then":"reset"}`, "reset:1", nil},
+		{"json number", "", `{"connId":12,"then":503}`, "503:1", nil},
+		{"json weighted", "", `{"connId":"12","then":"200:90,503:9,reset:1"}`, "200:90,503:9,reset:1", nil},
+		{"json null", "", `{"connId":12,"then":null}`, "", nil},
+		{"json bool", "", `{"connId":12,"then":true}`, "", ErrInvalidThen},
+		{"json empty", "", `{"connId":12,"then":""}`, "", ErrInvalidThen},
+		{"json repeated different", "", `{"connId":12,"then":"reset","then":"close"}`, "", ErrConflictingThens},
+		{"json number 503.0", "", `{"connId":12,"then":503.0}`, "503:1", nil},
+		{"json number 5.03e2", "", `{"connId":12,"then":5.03e2}`, "503:1", nil},
+		{"json number 503.5", "", `{"connId":12,"then":503.5}`, "", ErrInvalidThen},
+		{"form", "", "connId=12&then=reset", "reset:1", nil},
+		{"form escaped", "", "connId=12&then=200%3A1%2Creset", "200:1,reset:1", nil},
+		{"query", "connId=12&then=503", "", "503:1", nil},
+		{"query with json body", "then=503", `{"connId":12}`, "503:1", nil},
+		{"query and json same", "then=503", `{"connId":12,"then":503}`, "503:1", nil},
+		{"query and json different", "then=503", `{"connId":12,"then":"reset"}`, "", ErrConflictingThens},
+		{"query and form different", "then=close", "connId=12&then=reset", "", ErrConflictingThens},
+		{"query empty", "connId=12&then=", "", "", ErrInvalidThen},
+		{"unknown action", "connId=12&then=abort", "", "", ErrInvalidThen},
+		{"seed brace carries none", "", `{connId=12&then=reset}`, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ParseKill([]byte(tt.query), []byte(tt.body))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("ParseKill(%q, %q) = %+v, %v; want %v", tt.query, tt.body, k, err, tt.err)
+			}
+			if err == nil && (k.ConnID != "12" || k.Then.String() != tt.want) {
+				t.Fatalf("ParseKill(%q, %q) = %q then %q; want 12 then %q", tt.query, tt.body, k.ConnID, k.Then.String(), tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		query, want string
+		err         error
+	}{
+		{"", "", nil}, {"then=reset", "reset:1", nil}, {"then=reset&then=reset", "reset:1", nil},
+		{"then=reset&then=503", "", ErrConflictingThens}, {"then=", "", ErrInvalidThen}, {"then=%z", "", ErrMalformedEscape},
+		{"connId=1&then=close", "close:1", nil},
+	} {
+		th, err := ThenOf([]byte(tt.query))
+		if !errors.Is(err, tt.err) || err == nil && th.String() != tt.want {
+			t.Errorf("ThenOf(%q) = %v, %v; want %q, %v", tt.query, th, err, tt.want, tt.err)
+		}
 	}
 }
 

@@ -205,7 +205,8 @@ func (t *twin) kill(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	id, err := wire.KillConnID([]byte(r.URL.RawQuery), body)
+	k, err := wire.ParseKill([]byte(r.URL.RawQuery), body)
+	id := k.ConnID
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "error", err.Error())
 		return
