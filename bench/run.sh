@@ -6,6 +6,16 @@
 #   bench/run.sh                    # the full comparison (about 5 minutes)
 #   N=2000 bench/run.sh             # a smaller parked count
 #   PARKD_BIN=/tmp/old-parkd bench/run.sh   # measure another parkd build
+#   SECTION6=1 bench/run.sh         # also section 6, how a parked request ends
+#                                   # (about 6 minutes more); SECTION6=only: it alone
+#
+# Section 6 (docs/API.md), each on a fresh server of each kind: N requests
+# dripping body=10&drip=10 (the 15-byte answer a byte every 0.67 s) with
+# deadlines over SPREAD (drip); the most dripping requests kept on schedule
+# at 10 pieces a second each (drip-capacity, steps CAP_STEPS); N requests
+# with then=reset and then=close due at one instant (fault; FAULT_SPREAD=1
+# spreads them over SPREAD); KT_N parked requests killed with then=503,
+# reset, close, garbage and truncate in turn (killthen).
 #
 # Needs Go and Node (for the summary). The per-process open-file limit must
 # allow N connections plus a reserve: parkd's default capacity is the limit
@@ -17,6 +27,9 @@ N=${N:-19000}          # parked requests in the large runs
 SMALL=${SMALL:-1000}   # parked requests in the small runs
 SPREAD=${SPREAD:-10s}  # deadlines spread over this long
 TP=${TP:-10s}          # throughput phase length
+SECTION6=${SECTION6:-0}             # 1: also measure section 6; only: section 6 alone
+CAP_STEPS=${CAP_STEPS:-500,1000,2000,5000,10000,19000}  # drip-capacity's steps
+KT_N=${KT_N:-$N}                    # killthen's parked requests
 out=${OUT:-$(mktemp -d)}
 # With two cores or more, the server runs on core 0 and the load tool on
 # core 1, so neither steals the other's CPU and a figure is the server's
@@ -75,19 +88,28 @@ trap stop_server EXIT
 measure() {
 	local name=$1 kind=$2
 	shift 2
-	local port
+	local port rc=0
 	port=$(free_port)
 	start_server "$kind" "$port"
 	echo
 	echo "=== $name on $kind (pid $pid)"
-	"${client_cpu[@]}" "$bin/parkload" -url "http://127.0.0.1:$port" -pid "$pid" -max-duration 3m "$@" | tee "$out/$name-$kind.txt"
+	"${client_cpu[@]}" "$bin/parkload" -url "http://127.0.0.1:$port" -pid "$pid" -max-duration 3m "$@" | tee "$out/$name-$kind.txt" || rc=$?
 	tail -1 "$out/$name-$kind.txt" >"$out/$name-$kind.json"
 	# parkd's own view of lateness: when each answer left, not when the
 	# load tool (sharing the machine) got to read it.
 	curl -s "http://127.0.0.1:$port/metrics" >"$out/$name-$kind.metrics" 2>/dev/null || true
 	stop_server
+	return "$rc"
 }
 
+# measure6 NAME KIND [parkload flags...]: measure, but a section-6 phase
+# that saw a wrong ending (parkload exits 1) is reported, not fatal, so the
+# other measurements still run.
+measure6() {
+	measure "$@" || echo "!!! $1 on $2: parkload reported a failure (exit $?); see $out/$1-$2.txt"
+}
+
+if [ "$SECTION6" != only ]; then
 for kind in parkd twin; do
 	measure small "$kind" -n "$SMALL" -spread "$SPREAD" -phases park,status,kill -metrics -settle 12s
 	measure large "$kind" -n "$N" -spread "$SPREAD" -phases park,status,kill -metrics -settle 12s
@@ -155,4 +177,68 @@ const w = lines[0].map((_, i) => Math.max(...lines.map(l => l[i].length)));
 for (const l of lines) console.log('| ' + l.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |');
 fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify(summary) + '\n');
 EOF
+fi
+
+if [ "$SECTION6" != 0 ]; then
+fault_when=(-same-deadline)
+if [ "${FAULT_SPREAD:-0}" = 1 ]; then fault_when=(-spread "$SPREAD"); fi
+for kind in parkd twin; do
+	measure6 drip "$kind" -n "$N" -spread "$SPREAD" -phases drip -body 10 -drip 10s -settle 0
+	measure6 drip-capacity "$kind" -phases drip-capacity -capacity-steps "$CAP_STEPS" -capacity-all -settle 0 -max-duration 10m
+	measure6 fault "$kind" -n "$N" "${fault_when[@]}" -phases fault -fault-then reset,close -settle 0
+	measure6 killthen "$kind" -n "$KT_N" -phases killthen -kill-then 503,reset,close,garbage,truncate -settle 0
+done
+
+echo
+echo "=== section 6: parkd / twin (N=$N; killthen $KT_N; lower is better)"
+node - "$out" <<'EOF'
+const fs = require('fs'), path = require('path');
+const dir = process.argv[2];
+const get = (name, kind) => {
+  try { return JSON.parse(fs.readFileSync(path.join(dir, `${name}-${kind}.json`), 'utf8')); } catch { return null; }
+};
+const pct = v => v === null || v === undefined ? '–' : `${(100 * v).toFixed(2)}%`;
+const le = v => v === null || v === undefined ? '> 1 s' : `≤ ${v} ms`;
+const hist = h => h ? `${pct(h.within_5ms)} / ${pct(h.within_50ms)} / p99 ${le(h.p99_le_ms)} / max ${le(h.max_le_ms)}` : '–';
+const act = (list, then) => (list || []).find(a => a.then === then) || null;
+const rows = [
+  ['drip: whole bodies / requests', 'drip', r => `${r.drip_ok} / ${r.drip_n}`, ''],
+  ['drip: verdict', 'drip', r => r.drip_verdict, ''],
+  ['drip: RSS per request, all parked', 'drip', r => r.drip_rss_per_request_bytes, 'B'],
+  ['drip: RSS per request, peak while dripping', 'drip', r => r.drip_rss_peak_per_request_bytes, 'B'],
+  ['drip: piece lateness p50 (client)', 'drip', r => r.drip_piece_p50_ms, 'ms'],
+  ['drip: piece lateness p99 (client)', 'drip', r => r.drip_piece_p99_ms, 'ms'],
+  ['drip: piece lateness max (client)', 'drip', r => r.drip_piece_max_ms, 'ms'],
+  ['drip: headers lateness p99 (client)', 'drip', r => r.drip_head_p99_ms, 'ms'],
+  ['drip: server pieces ≤5 ms / ≤50 ms / p99 / max', 'drip', r => hist(r.drip_server_pieces), ''],
+  ['drip: server headers ≤5 ms / ≤50 ms / p99 / max', 'drip', r => hist(r.drip_server_heads), ''],
+  ['drip-capacity: most kept on schedule', 'drip-capacity', r => r.cap_max_n, 'requests'],
+  ['drip-capacity: first count missed', 'drip-capacity', r => r.cap_first_miss_n, 'requests'],
+];
+for (const then of ['reset', 'close']) {
+  rows.push([`fault ${then}: expected / rst / fin_empty / other`, 'fault', r => { const a = act(r.fault_actions, then); return a && `${a.expected} / ${a.rst} / ${a.fin_empty} / ${a.other}`; }, '']);
+  rows.push([`fault ${then}: seen after the deadline p99`, 'fault', r => { const a = act(r.fault_actions, then); return a && a.p99_ms; }, 'ms']);
+}
+rows.push(['fault: verdict', 'fault', r => r.fault_verdict, '']);
+for (const then of ['503', 'reset', 'close', 'garbage', 'truncate']) {
+  rows.push([`killthen ${then}: right / kills`, 'killthen', r => { const a = act(r.kt_actions, then); return a && `${a.right} / ${a.kills}`; }, '']);
+  rows.push([`killthen ${then}: kill→effect p50 / p99 / max`, 'killthen', r => { const a = act(r.kt_actions, then); return a && `${a.p50_ms ?? '–'} / ${a.p99_ms ?? '–'} / ${a.max_ms ?? '–'}`; }, 'ms']);
+}
+rows.push(['killthen: verdict', 'killthen', r => r.kt_verdict, '']);
+const fmt = v => v === null || v === undefined ? '–' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v);
+const lines = [['figure', 'unit', 'parkd', 'twin', 'parkd/twin']];
+const summary = {};
+for (const [label, name, f, unit] of rows) {
+  const pr = get(name, 'parkd'), tr = get(name, 'twin');
+  const p = pr ? f(pr) : null, t = tr ? f(tr) : null;
+  const ratio = typeof p === 'number' && typeof t === 'number' && t !== 0 ? (p / t).toFixed(3) : '–';
+  lines.push([label, unit, fmt(p), fmt(t), ratio]);
+  summary[label] = { parkd: p, twin: t };
+}
+const w = lines[0].map((_, i) => Math.max(...lines.map(l => l[i].length)));
+for (const l of lines) console.log('| ' + l.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |');
+fs.writeFileSync(path.join(dir, 'summary6.json'), JSON.stringify(summary) + '\n');
+EOF
+fi
 echo "results in $out"
+

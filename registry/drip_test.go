@@ -147,7 +147,10 @@ func TestDripKilled(t *testing.T) {
 	if fmt.Sprint(outcomes) != "[killed]" || fmt.Sprint(details) != "[7]" || len(after) != len(before) {
 		t.Errorf("outcomes %v details %v, steps %v then %v; want [killed] [7] and no step after the kill", outcomes, details, before, after)
 	}
-	if r.Len() != 0 || r.steps.Len()+r.order.Len() != 0 {
+	r.orderMu.Lock()
+	held := r.steps.Len() + r.order.Len() + r.drips.Len()
+	r.orderMu.Unlock()
+	if r.Len() != 0 || held != 0 {
 		t.Errorf("the killed request is still held")
 	}
 }
@@ -230,9 +233,39 @@ func TestDripStress(t *testing.T) {
 	}
 	<-time.After(50 * time.Millisecond) // late deliveries would panic in close
 	r.orderMu.Lock()
-	left := r.order.Len() + r.steps.Len()
+	left := r.order.Len() + r.steps.Len() + r.drips.Len()
 	r.orderMu.Unlock()
 	if r.Len() != 0 || left != 0 {
 		t.Errorf("after every outcome: Len %d, %d left in the trees", r.Len(), left)
 	}
+}
+
+// A snapshot lists dripping and plain requests together, by their ends.
+func TestDripSnapshotOrder(t *testing.T) {
+	r := New(100)
+	park := func(id string, timeout, drip time.Duration) {
+		req := Request{ConnID: id, Timeout: timeout}
+		var o Owner = newOutcomes().deliver(id)
+		if drip > 0 {
+			req.Pieces, req.Drip = 3, drip
+			o = newDripOwner(lastStep(3))
+		}
+		if _, err := r.Park(req, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	park("p10", 10*time.Second, 0)
+	park("d5+10", 5*time.Second, 10*time.Second) // ends at 15 s
+	park("p20", 20*time.Second, 0)
+	park("d1+1", time.Second, time.Second) // ends at 2 s
+	park("p5", 5*time.Second, 0)
+	park("d30+1", 30*time.Second, time.Second) // ends at 31 s
+	var ids []string
+	for _, p := range r.Snapshot(make([]Parked, 0, 1)) {
+		ids = append(ids, p.ConnID)
+	}
+	if got := fmt.Sprint(ids); got != "[d1+1 p5 p10 d5+10 p20 d30+1]" {
+		t.Errorf("Snapshot %s, want the ends in order: [d1+1 p5 p10 d5+10 p20 d30+1]", got)
+	}
+	r.Shutdown(0)
 }

@@ -61,6 +61,13 @@ func (e *Entry) dripSpan() time.Duration {
 	return e.drip.span
 }
 
+// Info describes e now.
+func (e *Entry) Info() Info {
+	in := e.info()
+	in.Remaining = time.Duration(e.due - int64(time.Since(e.reg.epoch)))
+	return in
+}
+
 // info is e's description, Remaining aside.
 func (e *Entry) info() Info {
 	deadline := e.Deadline()

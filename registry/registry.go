@@ -28,7 +28,10 @@
 // goroutines call the request's Owner for each step that is due. A
 // dripping request stays parked, listed by its last step, until its Owner
 // says it is done (then OK is decided), or a kill, an abandon or Shutdown
-// comes first. A request that does not drip is in that tree never.
+// comes first. Dripping requests are listed from a tree of their own, so
+// that the timing of plain ones never walks past them (a server that
+// falls behind its drips would otherwise walk them all at every wake); a
+// request that does not drip is in neither of their trees.
 package registry
 
 import (
@@ -132,8 +135,9 @@ type Registry struct {
 	cutoff   atomic.Int64 // Shutdown's grace end, on the due clock; set before draining
 
 	orderMu  sync.Mutex
-	order    *btree.BTreeG[ordered] // undecided entries by (due, connId)
-	steps    *btree.BTreeG[ordered] // undecided dripping entries by (next step, connId)
+	order    *btree.BTreeG[ordered] // undecided entries that do not drip, by (deadline, connId)
+	drips    *btree.BTreeG[ordered] // undecided dripping entries, by (last step, connId)
+	steps    *btree.BTreeG[ordered] // undecided dripping entries, by (next step, connId)
 	wake     *time.Timer            // fires at nextWake
 	nextWake int64                  // the earliest due when wake was set; MaxInt64: unset
 
@@ -163,6 +167,7 @@ func New(capacity int) *Registry {
 		epoch:    time.Now(),
 		capacity: int64(capacity),
 		order:    btree.NewG(32, lessOrdered),
+		drips:    btree.NewG(32, lessOrdered),
 		steps:    btree.NewG(32, lessOrdered),
 		nextWake: math.MaxInt64,
 		drained:  make(chan struct{}),
@@ -232,9 +237,11 @@ func (r *Registry) Park(req Request, owner Owner) (*Entry, error) {
 	// it is undecided, and the wake is never later than the earliest due.
 	r.orderMu.Lock()
 	if e.state.Load() == parked {
-		r.order.ReplaceOrInsert(e.ordered())
 		first := e.due
-		if e.drip != nil {
+		if e.drip == nil {
+			r.order.ReplaceOrInsert(e.ordered())
+		} else {
+			r.drips.ReplaceOrInsert(e.ordered())
 			r.steps.ReplaceOrInsert(e.step())
 			first = e.drip.at
 		}
@@ -264,15 +271,20 @@ func (r *Registry) Kill(connID string, d Detail) error {
 	return nil
 }
 
+// Has reports whether a request is parked as connID now: one atomic map
+// read, a check made before a costlier one (a cluster-wide claim).
+func (r *Registry) Has(connID string) bool {
+	e, ok := r.entries.Load(connID)
+	return ok && e.state.Load() == parked
+}
+
 // Get reads the request parked as connID.
 func (r *Registry) Get(connID string) (Info, bool) {
 	e, ok := r.entries.Load(connID)
 	if !ok || e.state.Load() == decided {
 		return Info{}, false
 	}
-	in := e.info()
-	in.Remaining = time.Duration(e.due - int64(time.Since(r.epoch)))
-	return in, true
+	return e.Info(), true
 }
 
 // Snapshot appends every parked request to dst, ordered by deadline,
@@ -285,16 +297,42 @@ func (r *Registry) Snapshot(dst []Parked) []Parked {
 	now := int64(time.Since(r.epoch))
 	r.orderMu.Lock()
 	defer r.orderMu.Unlock()
-	if n := r.order.Len(); cap(dst)-len(dst) < n {
-		grown := make([]Parked, len(dst), len(dst)+n)
+	plain, drips := r.order.Len(), r.drips.Len()
+	if cap(dst)-len(dst) < plain+drips {
+		grown := make([]Parked, len(dst), len(dst)+plain+drips)
 		copy(grown, dst)
 		dst = grown
 	}
-	r.order.Ascend(func(o ordered) bool {
+	start := len(dst)
+	add := func(o ordered) bool {
 		dst = append(dst, Parked{ConnID: o.id, Remaining: time.Duration(o.due - now), entry: o.e})
 		return true
-	})
+	}
+	r.order.Ascend(add)
+	if drips == 0 {
+		return dst
+	}
+	r.drips.Ascend(add)
+	// Both runs are in order; merge them into one, from the back, in
+	// place: the dripping ones wait in a copy.
+	out := dst[start:]
+	tail := append([]Parked(nil), out[plain:]...)
+	i, j := plain-1, drips-1
+	for k := plain + drips - 1; j >= 0; k-- {
+		if i >= 0 && lessParked(tail[j], out[i]) {
+			out[k] = out[i]
+			i--
+		} else {
+			out[k] = tail[j]
+			j--
+		}
+	}
 	return dst
+}
+
+// lessParked orders two snapshot items as the trees do.
+func lessParked(a, b Parked) bool {
+	return lessOrdered(ordered{due: a.entry.due, id: a.ConnID}, ordered{due: b.entry.due, id: b.ConnID})
 }
 
 // Len is the number of requests parked (including ones being parked or
@@ -347,9 +385,12 @@ func (r *Registry) finish(e *Entry, o Outcome, d Detail) bool {
 func (r *Registry) decide(e *Entry) bool {
 	r.orderMu.Lock()
 	won := e.state.CompareAndSwap(parked, decided)
-	if won {
+	switch {
+	case won && e.drip == nil:
 		r.order.Delete(e.ordered())
-		if e.drip != nil && e.drip.at >= 0 {
+	case won:
+		r.drips.Delete(e.ordered())
+		if e.drip.at >= 0 {
 			r.steps.Delete(e.step())
 		}
 	}
@@ -395,9 +436,7 @@ func (r *Registry) expireDue() {
 			if o.due > now {
 				return false
 			}
-			if o.e.drip == nil { // a dripping one ends by its steps
-				due = append(due, o.e)
-			}
+			due = append(due, o.e)
 			return true
 		})
 		r.steps.Ascend(func(o ordered) bool {
@@ -412,7 +451,7 @@ func (r *Registry) expireDue() {
 		}
 		if len(due) == 0 && len(steps) == 0 {
 			r.nextWake = math.MaxInt64
-			if first, ok := r.firstWakeLocked(now); ok {
+			if first, ok := r.firstWakeLocked(); ok {
 				r.wakeAtLocked(first)
 			}
 			r.orderMu.Unlock()
@@ -440,23 +479,15 @@ func (r *Registry) advanceLocked(e *Entry) {
 }
 
 // firstWakeLocked is when the timer must fire next: the earliest step, or
-// the earliest deadline of a request that does not drip. A dripping entry
-// whose last step is late (its client's window is full) is passed over in
-// the order: its retry is in the steps tree.
-func (r *Registry) firstWakeLocked(now int64) (int64, bool) {
+// the earliest deadline of a request that does not drip.
+func (r *Registry) firstWakeLocked() (int64, bool) {
 	first, found := int64(math.MaxInt64), false
 	if s, ok := r.steps.Min(); ok {
 		first, found = s.due, true
 	}
-	r.order.Ascend(func(o ordered) bool {
-		if o.e.drip != nil && o.due <= now {
-			return true
-		}
-		if o.due < first {
-			first, found = o.due, true
-		}
-		return false
-	})
+	if o, ok := r.order.Min(); ok && o.due < first {
+		first, found = o.due, true
+	}
 	return first, found
 }
 

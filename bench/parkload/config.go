@@ -8,9 +8,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parkd/parkd/wire"
 )
 
 // config describes one run. runPhases takes it whole, so tests drive the tool without a
@@ -40,6 +43,20 @@ type config struct {
 	seed               uint64        // 0 = random
 	samplesOut         string        // CSV file for one row per parked request; "" = none
 
+	// Section 6 of docs/API.md (shape.go).
+	dripBody        int           // drip phase: body=B
+	dripDur         time.Duration // drip phase: drip=D
+	capSteps        []int         // drip-capacity: the counts tried, in order
+	capBody         int           // drip-capacity: body=B
+	capDrip         time.Duration // drip-capacity: drip=D
+	capSpread       time.Duration // drip-capacity: deadlines spread over this long
+	capP99          time.Duration // drip-capacity: a step keeps on schedule when the server's piece p99 is at most this
+	capAll          bool          // drip-capacity: run every step, also after one missed the schedule
+	faultThens      []string      // fault: one wave with then=X for each X
+	killThens       []string      // killthen: the kills' then values, round robin over the parked requests
+	killthenTimeout time.Duration // killthen: the parks' timeout; every kill must come before it
+	killthenBody    int           // killthen: body=B on the parks; 0: plain parks
+
 	// perProcessCap forces the parked connections of one process below the
 	// open-file limit, so tests can exercise the child-process split with small n.
 	perProcessCap int
@@ -52,40 +69,53 @@ type config struct {
 // phaseSet selects which parts of a run happen.
 type phaseSet struct {
 	park, status, kill, throughput, soak bool
+	drip, dripCapacity, fault, killthen  bool // section 6 (shape.go)
+}
+
+// phaseNames lists the phases in the order they run.
+const phaseNames = "park, status, kill, throughput, soak, drip, drip-capacity, fault, killthen"
+
+// phaseFlag is one phase's switch in a phaseSet and its name.
+type phaseFlag struct {
+	on   *bool
+	name string
+}
+
+// flags lists p's switches in the order the phases run.
+func (p *phaseSet) flags() []phaseFlag {
+	return []phaseFlag{{&p.park, "park"}, {&p.status, "status"}, {&p.kill, "kill"}, {&p.throughput, "throughput"}, {&p.soak, "soak"},
+		{&p.drip, "drip"}, {&p.dripCapacity, "drip-capacity"}, {&p.fault, "fault"}, {&p.killthen, "killthen"}}
 }
 
 func (p phaseSet) String() string {
 	var names []string
-	for _, ph := range []struct {
-		on   bool
-		name string
-	}{{p.park, "park"}, {p.status, "status"}, {p.kill, "kill"}, {p.throughput, "throughput"}, {p.soak, "soak"}} {
-		if ph.on {
+	for _, ph := range p.flags() {
+		if *ph.on {
 			names = append(names, ph.name)
 		}
 	}
 	return strings.Join(names, ",")
 }
 
+// waves reports whether a phase parks a batch of requests, one connection each.
+func (p phaseSet) waves() bool {
+	return p.park || p.drip || p.dripCapacity || p.fault || p.killthen
+}
+
 // parsePhases reads a comma-separated list such as "park,status,kill,throughput" or "soak".
 func parsePhases(s string) (phaseSet, error) {
 	var p phaseSet
+	flags := p.flags()
 	for _, f := range strings.Split(s, ",") {
-		switch strings.TrimSpace(strings.ToLower(f)) {
-		case "park":
-			p.park = true
-		case "status":
-			p.status = true
-		case "kill":
-			p.kill = true
-		case "throughput":
-			p.throughput = true
-		case "soak":
-			p.soak = true
-		case "":
-		default:
-			return phaseSet{}, fmt.Errorf("unknown phase %q (known: park, status, kill, throughput, soak)", f)
+		name := strings.TrimSpace(strings.ToLower(f))
+		if name == "" {
+			continue
 		}
+		i := slices.IndexFunc(flags, func(ph phaseFlag) bool { return ph.name == name })
+		if i < 0 {
+			return phaseSet{}, fmt.Errorf("unknown phase %q (known: %s)", f, phaseNames)
+		}
+		*flags[i].on = true
 	}
 	return p, nil
 }
@@ -111,7 +141,42 @@ func defaultConfig() config {
 		soakClients:        300,
 		settle:             2 * time.Second,
 		parkSettle:         time.Second,
+		dripBody:           10,
+		dripDur:            10 * time.Second,
+		capSteps:           []int{500, 1000, 2000, 5000, 10000, 19000},
+		capBody:            100,
+		capDrip:            10 * time.Second,
+		capSpread:          time.Second,
+		capP99:             5 * time.Millisecond,
+		faultThens:         []string{"reset", "close"},
+		killThens:          []string{"503", "reset", "close", "garbage", "truncate"},
+		killthenTimeout:    time.Minute,
 	}
+}
+
+// largestWave is the most requests one phase parks at once.
+func (c *config) largestWave() int {
+	n := 0
+	if c.phases.park || c.phases.drip || c.phases.fault || c.phases.killthen {
+		n = c.n
+	}
+	if c.phases.dripCapacity && len(c.capSteps) > 0 {
+		n = max(n, slices.Max(c.capSteps))
+	}
+	return n
+}
+
+// checkActions says whether every one of list is a single then ACTION.
+func checkActions(flag string, list []string) error {
+	if len(list) == 0 {
+		return fmt.Errorf("%s lists no action", flag)
+	}
+	for _, a := range list {
+		if _, err := singleAction(a); err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	return nil
 }
 
 // maxTimeout is parkd's default maximum; larger timeouts would only measure 400s.
@@ -119,7 +184,7 @@ const maxTimeout = time.Hour
 
 func (c *config) validate() error {
 	switch {
-	case c.n < 1 && c.phases.park:
+	case c.n < 1 && (c.phases.park || c.phases.drip || c.phases.fault || c.phases.killthen):
 		return errors.New("-n must be at least 1")
 	case c.timeout < 0 || c.spread < 0:
 		return errors.New("-timeout and -spread must not be negative")
@@ -143,6 +208,27 @@ func (c *config) validate() error {
 		return errors.New("-throughput-conns must be at least 1")
 	case c.phases.soak && (c.soakDuration <= 0 || c.soakClients < 1):
 		return errors.New("-soak-duration must be positive and -soak-clients at least 1")
+	case c.dripBody < 0 || c.dripBody > wire.MaxBody || c.capBody < 0 || c.capBody > wire.MaxBody ||
+		c.killthenBody < 0 || c.killthenBody > wire.MaxBody:
+		return fmt.Errorf("-body, -capacity-body and -killthen-body must be from 0 to %d", wire.MaxBody)
+	case c.phases.drip && (c.dripDur < time.Millisecond || c.timeout+c.spread+c.dripDur > maxTimeout):
+		return errors.New("-drip must be at least 1ms, and -timeout plus -spread plus -drip at most 1h")
+	case c.phases.dripCapacity && (c.capDrip < time.Millisecond || c.capSpread < 0 || c.capP99 <= 0 || c.timeout+c.capSpread+c.capDrip > maxTimeout):
+		return errors.New("-capacity-drip must be at least 1ms, -capacity-p99 positive, -capacity-spread not negative, and -timeout plus -capacity-spread plus -capacity-drip at most 1h")
+	case c.phases.dripCapacity && (len(c.capSteps) == 0 || c.capSteps[0] < 1 || !slices.IsSorted(c.capSteps)):
+		return errors.New("-capacity-steps must list counts of at least 1 in increasing order")
+	case c.phases.killthen && (c.killthenTimeout <= 0 || c.killthenTimeout > maxTimeout):
+		return errors.New("-killthen-timeout must be positive and at most 1h")
+	}
+	if c.phases.fault {
+		if err := checkActions("-fault-then", c.faultThens); err != nil {
+			return err
+		}
+	}
+	if c.phases.killthen {
+		if err := checkActions("-kill-then", c.killThens); err != nil {
+			return err
+		}
 	}
 	if c.phases == (phaseSet{}) {
 		return errors.New("-phases selects nothing")
@@ -242,6 +328,52 @@ func (s secondsFlag) Set(v string) error {
 	return nil
 }
 
+// listFlag is a comma-separated list of words.
+type listFlag struct{ l *[]string }
+
+func (f listFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	return strings.Join(*f.l, ",")
+}
+
+func (f listFlag) Set(v string) error {
+	*f.l = nil
+	for w := range strings.SplitSeq(v, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			*f.l = append(*f.l, w)
+		}
+	}
+	return nil
+}
+
+// intsFlag is a comma-separated list of whole numbers.
+type intsFlag struct{ l *[]int }
+
+func (f intsFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	parts := make([]string, len(*f.l))
+	for i, n := range *f.l {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f intsFlag) Set(v string) error {
+	*f.l = nil
+	for w := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil {
+			return errors.New("want whole numbers separated by commas")
+		}
+		*f.l = append(*f.l, n)
+	}
+	return nil
+}
+
 // hiddenFlag reports the internal flags left out of the usage: -child runs one
 // worker for a parent, -max-per-process forces the split in tests.
 func hiddenFlag(name string) bool {
@@ -255,7 +387,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, child bool, err er
 	fs.SetOutput(stderr)
 	phases := cfg.phases.String()
 	fs.StringVar(&cfg.url, "url", cfg.url, "server base URL; loopback only")
-	fs.StringVar(&phases, "phases", phases, "comma-separated phases: park,status,kill,throughput,soak")
+	fs.StringVar(&phases, "phases", phases, "comma-separated phases: "+strings.ReplaceAll(phaseNames, " ", ""))
 	fs.IntVar(&cfg.n, "n", cfg.n, "parked requests, one TCP connection each")
 	fs.Var(secondsFlag{&cfg.timeout}, "timeout", "base timeout of a parked request (duration or seconds)")
 	fs.Var(secondsFlag{&cfg.spread}, "spread", "timeouts are uniform over [timeout, timeout+spread], in ms steps")
@@ -277,10 +409,22 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, child bool, err er
 	fs.Var(secondsFlag{&cfg.parkSettle}, "park-settle", "longest wait for serverStatus to list every parked request")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "random seed for timeouts and kill choice; 0 = random")
 	fs.StringVar(&cfg.samplesOut, "samples-out", "", "write one CSV row per parked request to this file (times in ms from phase start)")
+	fs.IntVar(&cfg.dripBody, "body", cfg.dripBody, "drip: each request asks body=B (its answer padded to B bytes)")
+	fs.Var(secondsFlag{&cfg.dripDur}, "drip", "drip: each request asks drip=D (its body sent over D after the deadline)")
+	fs.Var(intsFlag{&cfg.capSteps}, "capacity-steps", "drip-capacity: dripping requests tried, in increasing order, until one step misses the schedule")
+	fs.IntVar(&cfg.capBody, "capacity-body", cfg.capBody, "drip-capacity: body=B of each request")
+	fs.Var(secondsFlag{&cfg.capDrip}, "capacity-drip", "drip-capacity: drip=D of each request (B=100, D=10s: 100 pieces 100 ms apart)")
+	fs.Var(secondsFlag{&cfg.capSpread}, "capacity-spread", "drip-capacity: timeouts are uniform over [timeout, timeout+this]")
+	fs.Var(secondsFlag{&cfg.capP99}, "capacity-p99", "drip-capacity: a step keeps on schedule when the server's piece lateness p99 is at most this")
+	fs.BoolVar(&cfg.capAll, "capacity-all", false, "drip-capacity: run every step, also after one missed the schedule (the curve, not only the knee)")
+	fs.Var(listFlag{&cfg.faultThens}, "fault-then", "fault: one wave of -n requests with then=X for each X listed")
+	fs.Var(listFlag{&cfg.killThens}, "kill-then", "killthen: the then of each kill, round robin over the -n parked requests")
+	fs.Var(secondsFlag{&cfg.killthenTimeout}, "killthen-timeout", "killthen: timeout of the parked requests; every kill must come before it")
+	fs.IntVar(&cfg.killthenBody, "killthen-body", cfg.killthenBody, "killthen: body=B on each park (the killed answer padded to B bytes); 0: plain parks")
 	fs.BoolVar(&child, "child", false, "internal: run one worker with a spec read from stdin")
 	fs.IntVar(&cfg.perProcessCap, "max-per-process", 0, "internal: parked connections per process before splitting")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: parkload -url http://127.0.0.1:PORT [flags]\n\n")
+		fmt.Fprint(stderr, usageText)
 		fs.VisitAll(func(f *flag.Flag) {
 			if hiddenFlag(f.Name) {
 				return

@@ -235,6 +235,23 @@ func TestChildProcesses(t *testing.T) {
 		}
 	})
 
+	t.Run("section 6", func(t *testing.T) {
+		cfg := shapeConfig(srv.URL, phaseSet{drip: true, fault: true, killthen: true})
+		cfg.childExe = bin
+		cfg.perProcessCap = 20 // 50 requests → 3 children, each watching its answers
+		cfg.n = 50
+		cfg.faultThens = []string{"reset"}
+		res, err := runPhases(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Children != 3 || res.DripVerdict != soakPass || res.DripOK != 50 || res.DripPieceSamples != 250 ||
+			res.FaultVerdict != soakPass || res.KtVerdict != soakPass {
+			t.Fatalf("children %d drip %s (%d whole, %d pieces, errors %v) fault %s killthen %s %+v", res.Children, res.DripVerdict,
+				res.DripOK, res.DripPieceSamples, res.DripErrors, res.FaultVerdict, res.KtVerdict, res.KtActions)
+		}
+	})
+
 	t.Run("max-duration ends children", func(t *testing.T) {
 		cfg := testConfig(srv.URL)
 		cfg.childExe = bin

@@ -65,6 +65,12 @@ type workerSpec struct {
 	DialTimeout     time.Duration `json:"dial_timeout"`
 	ReadSlack       time.Duration `json:"read_slack"`
 	MaxDuration     time.Duration `json:"max_duration"`
+	// Query is appended to every park's query string: section 6's then,
+	// body and drip.
+	Query string `json:"query,omitempty"`
+	// Watch, when set, reads each answer byte by byte as it arrives
+	// (watch.go) instead of parsing one HTTP answer.
+	Watch *watchSpec `json:"watch,omitempty"`
 }
 
 // sendRec is what is known once a parked request was written (or failed to be).
@@ -74,10 +80,17 @@ type sendRec struct {
 	Err       string `json:"e,omitempty"` // why it was not written
 }
 
-// outRec is how a parked request ended.
+// outRec is how a parked request ended. A watched request (watch.go) fills
+// the fields after Kind as well.
 type outRec struct {
 	Done int64  `json:"d,omitempty"` // stamp when the whole answer had arrived
-	Kind string `json:"k"`           // "ok", "killed" or an error kind
+	Kind string `json:"k"`           // "ok", "killed" or an error kind; for a watched request, its ending
+
+	Effect int64   `json:"x,omitempty"` // stamp when the ending was first seen: status line, first byte, RST or EOF
+	Word   string  `json:"w,omitempty"` // the "status" of a complete JSON answer
+	Length int     `json:"l,omitempty"` // its Content-Length
+	Bytes  int     `json:"b,omitempty"` // body bytes received
+	Late   []int64 `json:"p,omitempty"` // each piece's arrival after its due time, µs
 }
 
 // readSlack is how much longer than its timeout a parked request may take.
@@ -118,7 +131,12 @@ func runWorker(ctx context.Context, s workerSpec, clk clock, ready func([]sendRe
 				outs[j].Kind = sends[j].Err
 				return
 			}
-			outs[j] = awaitPark(ctx, conn, clk, time.Duration(sends[j].TimeoutMs)*time.Millisecond+s.ReadSlack)
+			wait := time.Duration(sends[j].TimeoutMs)*time.Millisecond + s.ReadSlack
+			if s.Watch != nil {
+				outs[j] = awaitWatched(ctx, conn, clk, wait+s.Watch.Drip, s.Watch, sends[j])
+				return
+			}
+			outs[j] = awaitPark(ctx, conn, clk, wait)
 		}()
 	}
 	written.Wait()
@@ -143,8 +161,8 @@ func sendPark(ctx context.Context, s *workerSpec, d *net.Dialer, clk clock, i, j
 	} else {
 		sr.TimeoutMs = sameDeadlineTimeout(s.DeadlineStamp, sent)
 	}
-	path := "/api/request?connId=" + url.QueryEscape(parkID(s.Prefix, i)) + "&timeout=" + formatTimeout(sr.TimeoutMs)
-	req := appendRequest(make([]byte, 0, 160+len(s.Host)+len(s.Base)), "GET", target{host: s.Host, base: s.Base}, path, nil, true)
+	path := "/api/request?connId=" + url.QueryEscape(parkID(s.Prefix, i)) + "&timeout=" + formatTimeout(sr.TimeoutMs) + s.Query
+	req := appendRequest(make([]byte, 0, 160+len(s.Host)+len(s.Base)+len(s.Query)), "GET", target{host: s.Host, base: s.Base}, path, nil, true)
 	if _, err = conn.Write(req); err != nil {
 		conn.Close()
 		sr.Err = "write_" + errKind(ctx, err)

@@ -123,6 +123,68 @@ type result struct {
 	SoakViolationExamples    map[violationKind][]string `json:"soak_violation_examples"` // up to 5 per kind
 	SoakNotes                []string                   `json:"soak_notes"`
 	SoakVerdict              string                     `json:"soak_verdict"` // PASS, FAIL, or "" without a soak
+
+	// The drip phase (shape.go).
+	DripN                      int            `json:"drip_n"`
+	DripBody                   int            `json:"drip_body"`
+	DripS                      float64        `json:"drip_s"`
+	DripPieces                 int            `json:"drip_pieces"`
+	DripWritten                int            `json:"drip_written"`
+	DripListed                 *int           `json:"drip_listed"`
+	DripOK                     int            `json:"drip_ok"` // a 200 and the padded body whole, valid JSON
+	DripErrorTotal             int            `json:"drip_error_total"`
+	DripErrors                 map[string]int `json:"drip_errors"`
+	DripHeadP50Ms              *float64       `json:"drip_head_p50_ms"` // status line arrived − (request written + timeout)
+	DripHeadP99Ms              *float64       `json:"drip_head_p99_ms"`
+	DripHeadMaxMs              *float64       `json:"drip_head_max_ms"`
+	DripPieceSamples           int            `json:"drip_piece_samples"`
+	DripPieceP50Ms             *float64       `json:"drip_piece_p50_ms"` // piece k arrived − (request written + timeout + D·k/n)
+	DripPieceP99Ms             *float64       `json:"drip_piece_p99_ms"`
+	DripPieceMaxMs             *float64       `json:"drip_piece_max_ms"`
+	DripRSSBeforeBytes         *int64         `json:"drip_rss_before_bytes"`
+	DripRSSParkedBytes         *int64         `json:"drip_rss_parked_bytes"`
+	DripRSSPeakBytes           *int64         `json:"drip_rss_peak_bytes"`
+	DripRSSPerRequestBytes     *float64       `json:"drip_rss_per_request_bytes"`      // (parked − before) / n
+	DripRSSPeakPerRequestBytes *float64       `json:"drip_rss_peak_per_request_bytes"` // (peak − before) / n
+	DripServerPieces           *histFigures   `json:"drip_server_pieces"`              // parkd_piece_lateness_seconds over the phase
+	DripServerHeads            *histFigures   `json:"drip_server_heads"`               // parkd_answer_lateness_seconds over the phase
+	DripVerdict                string         `json:"drip_verdict"`
+
+	// The drip-capacity phase.
+	CapBody       int       `json:"cap_body"`
+	CapDripS      float64   `json:"cap_drip_s"`
+	CapPieces     int       `json:"cap_pieces"`
+	CapLimitMs    float64   `json:"cap_limit_ms"`
+	CapBasis      string    `json:"cap_basis"` // "server": its histogram decided; "client": it had none
+	CapSteps      []capStep `json:"cap_steps"`
+	CapMaxN       *int      `json:"cap_max_n"`        // the most dripping requests kept on schedule
+	CapFirstMissN *int      `json:"cap_first_miss_n"` // the first count that was not
+	CapNotes      []string  `json:"cap_notes"`
+
+	// The fault phase.
+	FaultN            int           `json:"fault_n"`
+	FaultSameDeadline bool          `json:"fault_same_deadline"`
+	FaultActions      []faultAction `json:"fault_actions"`
+	FaultVerdict      string        `json:"fault_verdict"`
+
+	// The killthen phase.
+	KtN        int        `json:"kt_n"`
+	KtWritten  int        `json:"kt_written"`
+	KtListed   *int       `json:"kt_listed"`
+	KtTimeoutS float64    `json:"kt_timeout_s"`
+	KtBody     int        `json:"kt_body"`
+	KtActions  []ktAction `json:"kt_actions"`
+	KtVerdict  string     `json:"kt_verdict"`
+}
+
+// failed reports whether a phase that checks what it saw failed.
+func (r *result) failed() bool {
+	for _, v := range []string{r.SoakVerdict, r.DripVerdict, r.FaultVerdict, r.KtVerdict} {
+		if v == soakFail {
+			return true
+		}
+	}
+	return false
 }
 
 func newResult() *result {
@@ -137,6 +199,12 @@ func newResult() *result {
 		SoakChecks:            map[string]string{},
 		SoakViolations:        map[violationKind]int{},
 		SoakViolationExamples: map[violationKind][]string{},
+
+		DripErrors:   map[string]int{},
+		CapSteps:     []capStep{},
+		CapNotes:     []string{},
+		FaultActions: []faultAction{},
+		KtActions:    []ktAction{},
 	}
 }
 
@@ -189,6 +257,7 @@ func writeReport(w io.Writer, r *result) error {
 	if r.SoakVerdict != "" {
 		soakRows(row, r)
 	}
+	shapeRows(row, r)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -276,4 +345,76 @@ func kinds[K ~string](m map[K]int) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+// shapeRows prints the figures of the section-6 phases that ran.
+func shapeRows(row func(section, figure, value string), r *result) {
+	if r.DripVerdict != "" {
+		row("drip", "requests / body / drip / pieces", fmt.Sprintf("%d / %d B / %s s / %d", r.DripN, r.DripBody, strconv.FormatFloat(r.DripS, 'f', -1, 64), r.DripPieces))
+		row("", "written / listed", fmt.Sprintf("%d / %s", r.DripWritten, inum(r.DripListed)))
+		row("", "whole / errors", fmt.Sprintf("%d / %d: %s", r.DripOK, r.DripErrorTotal, kinds(r.DripErrors)))
+		row("", "headers late p50/p99/max ms", triple(r.DripHeadP50Ms, r.DripHeadP99Ms, r.DripHeadMaxMs))
+		row("", "pieces late p50/p99/max ms", triple(r.DripPieceP50Ms, r.DripPieceP99Ms, r.DripPieceMaxMs)+fmt.Sprintf("  (%d samples)", r.DripPieceSamples))
+		if r.DripRSSBeforeBytes != nil {
+			row("", "rss before / parked / peak", strings.Join([]string{mb(r.DripRSSBeforeBytes), mb(r.DripRSSParkedBytes), mb(r.DripRSSPeakBytes)}, " / "))
+			row("", "rss per request parked / peak", fnum(r.DripRSSPerRequestBytes)+" B / "+fnum(r.DripRSSPeakPerRequestBytes)+" B")
+		}
+		row("", "server: pieces late", histRow(r.DripServerPieces))
+		row("", "server: headers late", histRow(r.DripServerHeads))
+		row("", "VERDICT", r.DripVerdict)
+	}
+	if r.CapBasis != "" || len(r.CapSteps) > 0 {
+		row("drip-capacity", "body / drip / pieces / limit", fmt.Sprintf("%d B / %s s / %d / p99 ≤ %s ms (%s side)", r.CapBody,
+			strconv.FormatFloat(r.CapDripS, 'f', -1, 64), r.CapPieces, fnum(&r.CapLimitMs), r.CapBasis))
+		for _, st := range r.CapSteps {
+			row("", fmt.Sprintf("n=%d", st.N), fmt.Sprintf("on schedule %v; whole %d, errors %s; within limit %s; server %s; client p50/p99/max %s ms",
+				st.OnSchedule, st.OK, kinds(st.Errors), fnum(st.WithinLimit), histRow(st.Server), triple(st.ClientP50Ms, st.ClientP99Ms, st.ClientMaxMs)))
+		}
+		row("", "most kept on schedule / first missed", inum(r.CapMaxN)+" / "+inum(r.CapFirstMissN))
+		for _, n := range r.CapNotes {
+			row("", "note", n)
+		}
+	}
+	if r.FaultVerdict != "" {
+		row("fault", "requests per action / same deadline", fmt.Sprintf("%d / %v", r.FaultN, r.FaultSameDeadline))
+		for _, fa := range r.FaultActions {
+			row("", "then="+fa.Then, fmt.Sprintf("expected %d of %d (written %d): rst %d, fin_empty %d, other %d; seen %s",
+				fa.Expected, fa.N, fa.Written, fa.RST, fa.FIN, fa.Other, kinds(fa.Seen)))
+			row("", "  seen late p50/p99/max", triple(fa.P50Ms, fa.P99Ms, fa.MaxMs)+" ms (client side)")
+			row("", "  server: applied late", histRow(fa.Server))
+		}
+		row("", "VERDICT", r.FaultVerdict)
+	}
+	if r.KtVerdict != "" {
+		row("killthen", "requests / written / listed", fmt.Sprintf("%d / %d / %s (timeout %s s, body %d)", r.KtN, r.KtWritten, inum(r.KtListed),
+			strconv.FormatFloat(r.KtTimeoutS, 'f', -1, 64), r.KtBody))
+		for _, a := range r.KtActions {
+			row("", "then="+a.Then, fmt.Sprintf("right %d of %d (kills ok %d, errors %s); seen %s; kill→effect p50/p99/max %s ms",
+				a.Right, a.Kills, a.KillsOK, kinds(a.KillErrors), kinds(a.Seen), triple(a.P50Ms, a.P99Ms, a.MaxMs)))
+		}
+		row("", "VERDICT", r.KtVerdict)
+	}
+}
+
+// histRow shows a server histogram's figures over a phase.
+func histRow(h *histFigures) string {
+	if h == nil {
+		return "- (no histogram in /metrics)"
+	}
+	pct := func(v *float64) string {
+		if v == nil {
+			return "-"
+		}
+		return strconv.FormatFloat(100**v, 'f', 2, 64) + "%"
+	}
+	bound := func(v *float64) string {
+		if v == nil {
+			return "> last bucket"
+		}
+		return "≤ " + fnum(v) + " ms"
+	}
+	if h.Count == 0 {
+		return "no samples"
+	}
+	return fmt.Sprintf("%.0f samples, %s ≤ 5 ms, %s ≤ 50 ms, p99 %s, max %s", h.Count, pct(h.Within5ms), pct(h.Within50ms), bound(h.P99LeMs), bound(h.MaxLeMs))
 }

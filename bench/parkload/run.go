@@ -25,6 +25,8 @@ type runner struct {
 	rng    *rand.Rand
 	prefix string // connIds of this run start with it, so leftovers of other runs never clash
 	res    *result
+	nofile uint64 // the open-file limit, for splitting a wave over child processes
+	exe    string // the binary children run
 }
 
 // runPhases performs the configured phases against cfg.url and returns every figure. An
@@ -58,18 +60,18 @@ func runPhases(ctx context.Context, cfg config) (*result, error) {
 			return nil, fmt.Errorf("-pid %d: %w", cfg.pid, err)
 		}
 	}
-	var counts []int
-	var exe string
-	if cfg.phases.park {
-		nofile, err := openFileLimit()
+	if cfg.phases.waves() {
+		var err error
+		if r.nofile, err = openFileLimit(); err != nil {
+			return nil, err
+		}
+		// The largest wave decides: a smaller one splits into fewer processes.
+		counts, err := splitCounts(cfg.largestWave(), cfg.perProcessCap, r.nofile)
 		if err != nil {
 			return nil, err
 		}
-		if counts, err = splitCounts(cfg.n, cfg.perProcessCap, nofile); err != nil {
-			return nil, err
-		}
 		if len(counts) > 0 {
-			if exe, err = executable(&cfg); err != nil {
+			if r.exe, err = executable(&cfg); err != nil {
 				return nil, err
 			}
 		}
@@ -87,7 +89,7 @@ func runPhases(ctx context.Context, cfg config) (*result, error) {
 	}
 	var peak peaks
 	if cfg.phases.park {
-		peak = r.park(ctx, counts, exe)
+		peak = r.park(ctx)
 	} else if cfg.phases.status {
 		r.status(ctx)
 	}
@@ -97,6 +99,7 @@ func runPhases(ctx context.Context, cfg config) (*result, error) {
 	if cfg.phases.soak && ctx.Err() == nil {
 		r.soak(ctx)
 	}
+	r.shapePhases(ctx)
 	if ctx.Err() == nil && sleepCtx(ctx, cfg.settle) {
 		if cfg.pid > 0 {
 			res.RSSAfterBytes = r.rss()
@@ -194,20 +197,41 @@ func (r *runner) pollPeaks(ctx context.Context) <-chan peaks {
 	return out
 }
 
-// park runs the park phase, and the status and kill phases while requests are parked.
-func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
-	cfg, res := &r.cfg, r.res
-	n := cfg.n
-	res.ParkN, res.ParkSameDeadline, res.Children = n, cfg.sameDeadline, len(counts)
-	if len(counts) == 0 {
-		counts = []int{n}
+// wave is one batch of parked requests opened together, each on a
+// connection of its own, in this process or split over child processes when
+// one process cannot hold them all.
+type wave struct {
+	n        int
+	prefix   string  // connIds are prefix + "p" + index
+	timeouts []int64 // each request's timeout in ms; nil: all end at deadline
+	deadline int64   // the stamp every request ends at, when timeouts is nil
+	query    string  // appended to every park's query
+	watch    *watchSpec
+}
+
+// waveOut is what a wave recorded, indexed as its requests.
+type waveOut struct {
+	sends    []sendRec
+	outs     []outRec
+	peak     peaks // RSS polled every 250 ms while the wave ran
+	children int
+	start    time.Time
+}
+
+// runWave opens w's requests, calls during with what is known once every
+// one was written (or failed to be), and returns once every answer has
+// arrived, failed, or ctx ended.
+func (r *runner) runWave(ctx context.Context, w wave, during func(wo *waveOut)) waveOut {
+	cfg := &r.cfg
+	counts, err := splitCounts(w.n, cfg.perProcessCap, r.nofile)
+	if err != nil || len(counts) > 0 && r.exe == "" {
+		// Not reached: runPhases split the largest wave, and a smaller one
+		// needs no more processes than it.
+		counts = nil
 	}
-	var timeouts []int64
-	var deadline int64
-	if cfg.sameDeadline {
-		deadline = r.clk.now() + int64(cfg.timeout+cfg.spread)
-	} else {
-		timeouts = planTimeouts(n, cfg.timeout, cfg.spread, r.rng)
+	wo := waveOut{children: len(counts)}
+	if len(counts) == 0 {
+		counts = []int{w.n}
 	}
 	maxDur := cfg.maxDuration
 	if dl, ok := ctx.Deadline(); ok {
@@ -217,14 +241,15 @@ func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 	first := 0
 	for _, c := range counts {
 		s := workerSpec{
-			Dial: r.tgt.dial, Host: r.tgt.host, Base: r.tgt.base, Prefix: r.prefix,
-			First: first, Count: c, DeadlineStamp: deadline,
+			Dial: r.tgt.dial, Host: r.tgt.host, Base: r.tgt.base, Prefix: w.prefix,
+			First: first, Count: c, DeadlineStamp: w.deadline,
 			Sources:         sourceIPs(cfg.sources, r.tgt.ipv6),
-			DialConcurrency: max(1, cfg.dialConcurrency*c/n),
+			DialConcurrency: max(1, cfg.dialConcurrency*c/w.n),
 			DialTimeout:     cfg.dialTimeout, ReadSlack: readSlack, MaxDuration: maxDur,
+			Query: w.query, Watch: w.watch,
 		}
-		if timeouts != nil {
-			s.TimeoutsMs = timeouts[first : first+c]
+		if w.timeouts != nil {
+			s.TimeoutsMs = w.timeouts[first : first+c]
 		}
 		specs = append(specs, s)
 		first += c
@@ -233,92 +258,117 @@ func (r *runner) park(ctx context.Context, counts []int, exe string) peaks {
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
 	peakCh := r.pollPeaks(pollCtx)
-	phaseStart := time.Now()
+	wo.start = time.Now()
 	readyCh, doneCh := make(chan readyMsg, len(specs)), make(chan doneMsg, len(specs))
 	for _, s := range specs {
-		if res.Children > 0 {
-			startChild(ctx, exe, s, r.cfg.log, readyCh, doneCh)
+		if wo.children > 0 {
+			startChild(ctx, r.exe, s, r.cfg.log, readyCh, doneCh)
 		} else {
 			startLocal(ctx, s, r.clk, readyCh, doneCh)
 		}
 	}
-	sends := make([]sendRec, n)
+	wo.sends = make([]sendRec, w.n)
 	for range specs {
 		m := <-readyCh
-		copy(sends[m.first:], m.sends)
+		copy(wo.sends[m.first:], m.sends)
 	}
-	for _, s := range sends {
-		if s.Sent > 0 {
-			res.ParkWritten++
-		}
-	}
-	res.ParkWriteS = ptr(round3(time.Since(phaseStart).Seconds()))
-	r.logf("park: %d of %d written in %.2fs over %d process(es)", res.ParkWritten, n, *res.ParkWriteS, len(specs))
-
-	var atParked map[string]float64
-	if ctx.Err() == nil {
-		r.confirmParked(ctx, sends)
-		if cfg.pid > 0 {
-			res.RSSParkedBytes = r.rss()
-		}
-		if res.MetricsAvailable {
-			atParked, _ = scrapeMetrics(ctx, r.tgt, cfg.dialTimeout)
-		}
-	}
-	if cfg.phases.status && ctx.Err() == nil {
-		r.status(ctx)
-	}
-	var kills []killRec
-	if cfg.phases.kill && ctx.Err() == nil {
-		kills = r.kill(ctx, sends)
-	}
-	outs := make([]outRec, n)
+	during(&wo)
+	wo.outs = make([]outRec, w.n)
 	for range specs {
 		m := <-doneCh
-		copy(outs[m.first:], m.outs)
+		copy(wo.outs[m.first:], m.outs)
 		if m.err != nil && ctx.Err() == nil {
 			r.logf("%v", m.err)
 		}
 	}
 	stopPoll()
-	peak := <-peakCh
+	wo.peak = <-peakCh
+	return wo
+}
+
+// written counts the requests that were written.
+func written(sends []sendRec) int {
+	n := 0
+	for _, s := range sends {
+		if s.Sent > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// park runs the park phase, and the status and kill phases while requests are parked.
+func (r *runner) park(ctx context.Context) peaks {
+	cfg, res := &r.cfg, r.res
+	n := cfg.n
+	w := wave{n: n, prefix: r.prefix}
+	r.plan(&w, cfg.timeout, cfg.spread)
+	var atParked map[string]float64
+	var kills []killRec
+	wo := r.runWave(ctx, w, func(wo *waveOut) {
+		sends := wo.sends
+		res.ParkWritten = written(sends)
+		res.ParkWriteS = ptr(round3(time.Since(wo.start).Seconds()))
+		r.logf("park: %d of %d written in %.2fs over %d process(es)", res.ParkWritten, n, *res.ParkWriteS, max(1, wo.children))
+		if ctx.Err() == nil {
+			res.ParkListed = r.confirmParked(ctx, r.prefix, sends, 0)
+			if cfg.pid > 0 {
+				res.RSSParkedBytes = r.rss()
+			}
+			if res.MetricsAvailable {
+				atParked, _ = scrapeMetrics(ctx, r.tgt, cfg.dialTimeout)
+			}
+		}
+		if cfg.phases.status && ctx.Err() == nil {
+			r.status(ctx)
+		}
+		if cfg.phases.kill && ctx.Err() == nil {
+			kills = r.kill(ctx, sends)
+		}
+	})
+	res.ParkN, res.ParkSameDeadline = n, cfg.sameDeadline
+	res.Children = max(res.Children, wo.children)
+	peak := wo.peak
 	peak.add(0, atParked)
 	if res.RSSParkedBytes != nil {
 		peak.add(*res.RSSParkedBytes, nil)
 	}
-	r.tally(sends, outs, kills, peak)
+	r.tally(wo.sends, wo.outs, kills, peak)
 	if cfg.samplesOut != "" {
-		if err := r.writeSamples(cfg.samplesOut, r.clk.at(phaseStart), sends, outs, kills); err != nil {
+		if err := r.writeSamples(cfg.samplesOut, r.clk.at(wo.start), wo.sends, wo.outs, kills); err != nil {
 			r.logf("-samples-out: %v", err)
 		}
 	}
-	r.logf("park: done after %.2fs: ok %d, killed %d, errors %d", time.Since(phaseStart).Seconds(), res.ParkOK, res.ParkKilled, res.ParkErrorTotal)
+	r.logf("park: done after %.2fs: ok %d, killed %d, errors %d", time.Since(wo.start).Seconds(), res.ParkOK, res.ParkKilled, res.ParkErrorTotal)
 	return peak
 }
 
 // confirmParked waits, at most parkSettle, until serverStatus lists every request
-// of this run that should still be parked, and records how many it listed.
-func (r *runner) confirmParked(ctx context.Context, sends []sendRec) {
+// whose connId starts with prefix + "p" and that should still be parked (for
+// extra past its timeout: a dripping body's time), and returns how many it
+// listed (nil if serverStatus never answered).
+func (r *runner) confirmParked(ctx context.Context, prefix string, sends []sendRec, extra time.Duration) *int {
 	kc := newKAConn(r.tgt, "", r.cfg.dialTimeout)
 	defer kc.close()
 	until := time.Now().Add(r.cfg.parkSettle)
+	var listed *int
 	for {
 		now := r.clk.now()
 		expect := 0
 		for _, s := range sends {
-			if s.Sent > 0 && s.Sent+s.TimeoutMs*int64(time.Millisecond) > now {
+			if s.Sent > 0 && s.Sent+s.TimeoutMs*int64(time.Millisecond)+int64(extra) > now {
 				expect++
 			}
 		}
-		st, _, kind := r.fetchStatus(ctx, kc, false)
+		st, _, kind := r.fetchStatus(ctx, kc, prefix, false)
 		if kind == "" {
-			r.res.ParkListed = ptr(st.run)
+			listed = ptr(st.run)
 			if st.run >= expect {
-				return
+				return listed
 			}
 		}
 		if !time.Now().Before(until) || !sleepCtx(ctx, 100*time.Millisecond) {
-			return
+			return listed
 		}
 	}
 }
@@ -330,8 +380,9 @@ type statusAnswer struct {
 	listed       []int
 }
 
-// fetchStatus times one GET /api/serverStatus; kind is "" on success.
-func (r *runner) fetchStatus(ctx context.Context, kc *kaConn, wantListed bool) (statusAnswer, time.Duration, string) {
+// fetchStatus times one GET /api/serverStatus; kind is "" on success. The
+// entries counted as the run's are those whose connId starts with prefix + "p".
+func (r *runner) fetchStatus(ctx context.Context, kc *kaConn, prefix string, wantListed bool) (statusAnswer, time.Duration, string) {
 	ex, err := kc.do(ctx, appendRequest(nil, "GET", r.tgt, "/api/serverStatus", nil, false), 256<<20)
 	if err != nil {
 		return statusAnswer{}, 0, errKind(ctx, err)
@@ -345,7 +396,7 @@ func (r *runner) fetchStatus(ctx context.Context, kc *kaConn, wantListed bool) (
 	}
 	st := statusAnswer{entries: len(m)}
 	for k := range m {
-		if rest, ok := strings.CutPrefix(k, r.prefix+"p"); ok {
+		if rest, ok := strings.CutPrefix(k, prefix+"p"); ok {
 			st.run++
 			if i, err := strconv.Atoi(rest); err == nil && wantListed {
 				st.listed = append(st.listed, i)
@@ -365,7 +416,7 @@ func (r *runner) status(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		st, d, kind := r.fetchStatus(ctx, kc, false)
+		st, d, kind := r.fetchStatus(ctx, kc, r.prefix, false)
 		res.StatusSamples++
 		if kind != "" {
 			res.StatusErrors[kind]++
@@ -395,7 +446,7 @@ func (r *runner) kill(ctx context.Context, sends []sendRec) []killRec {
 	res.KillsRequested = r.cfg.kills
 	kc := newKAConn(r.tgt, "", r.cfg.dialTimeout)
 	defer kc.close()
-	st, _, kind := r.fetchStatus(ctx, kc, true)
+	st, _, kind := r.fetchStatus(ctx, kc, r.prefix, true)
 	var cands []int
 	if kind == "" {
 		for _, i := range st.listed {
@@ -422,26 +473,31 @@ func (r *runner) kill(ctx context.Context, sends []sendRec) []killRec {
 			continue
 		}
 		id, _ := json.Marshal(parkID(r.prefix, i))
-		body := append(append([]byte(`{"connId":`), id...), '}')
-		k := killRec{idx: i}
-		ex, err := kc.do(ctx, appendRequest(nil, "PUT", r.tgt, "/api/kill", body, false), 64<<10)
-		switch {
-		case err != nil:
-			k.kind = "kill_" + errKind(ctx, err)
-		case ex.resp.status != 200:
-			k.kind = "kill_status_" + strconv.Itoa(ex.resp.status)
-		default:
-			if st, ok := bodyStatus(ex.resp.body); !ok || st != "ok" {
-				k.kind = "kill_bad_body"
-			}
-		}
-		if err == nil {
-			k.wrote = r.clk.at(ex.sent)
-		}
-		kills = append(kills, k)
+		kills = append(kills, r.sendKill(ctx, kc, i, append(append([]byte(`{"connId":`), id...), '}')))
 	}
 	res.KillsAttempted = len(kills)
 	return kills
+}
+
+// sendKill sends PUT /api/kill with body for request i on kc and checks
+// that it answers 200 {"status":"ok"}.
+func (r *runner) sendKill(ctx context.Context, kc *kaConn, i int, body []byte) killRec {
+	k := killRec{idx: i}
+	ex, err := kc.do(ctx, appendRequest(nil, "PUT", r.tgt, "/api/kill", body, false), 64<<10)
+	switch {
+	case err != nil:
+		k.kind = "kill_" + errKind(ctx, err)
+	case ex.resp.status != 200:
+		k.kind = "kill_status_" + strconv.Itoa(ex.resp.status)
+	default:
+		if st, ok := bodyStatus(ex.resp.body); !ok || st != "ok" {
+			k.kind = "kill_bad_body"
+		}
+	}
+	if err == nil {
+		k.wrote = r.clk.at(ex.sent)
+	}
+	return k
 }
 
 // tally turns the records of the park phase into figures.
