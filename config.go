@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,9 @@ type config struct {
 	idleTimeout time.Duration
 	instance    string // "": the host name, ':' and the bound port
 	seed        uint64 // 0: random
+	history     int    // finished requests kept; 0 keeps none
+	redis       string // cluster mode's Redis URL; "": this process alone
+	redisPrefix string
 }
 
 // option is one flag and its environment variable.
@@ -44,6 +48,9 @@ func (c *config) options() []option {
 		{"idle-timeout", "PARKD_IDLE_TIMEOUT", "how long a keep-alive connection may sit idle between requests, a Go `duration`", durationValue{&c.idleTimeout, false}},
 		{"instance", "PARKD_INSTANCE", "this instance's `name`, sent as Parkd-Instance on every answer (default: host name:port)", instanceValue{&c.instance}},
 		{"seed", "PARKD_SEED", "seed of the random draws of then and jitter, for runs that repeat; 0 = random", seedValue{&c.seed}},
+		{"history", "PARKD_HISTORY", "how many finished requests /api/history keeps; 0 keeps none", capacityValue{&c.history}},
+		{"redis", "PARKD_REDIS", "cluster mode: the `URL` of the Redis all instances share, redis:// or rediss://[user:password@]host:port[/db]; empty: this process alone", redisValue{&c.redis}},
+		{"redis-prefix", "PARKD_REDIS_PREFIX", "the `prefix` of every key parkd writes in Redis, so that two clusters can share one", prefixValue{&c.redisPrefix}},
 	}
 }
 
@@ -55,6 +62,8 @@ func defaultConfig() config {
 		logFormat:   "text",
 		logLevel:    slog.LevelInfo,
 		idleTimeout: 2 * time.Minute,
+		history:     10_000,
+		redisPrefix: "parkd",
 	}
 }
 
@@ -244,5 +253,51 @@ func (v seedValue) Set(s string) error {
 		return errors.New("want a whole number from 0 to 18446744073709551615")
 	}
 	*v.p = n
+	return nil
+}
+
+type redisValue struct{ p *string }
+
+func (v redisValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+// Set takes a redis:// or rediss:// URL with a host and port, or nothing.
+func (v redisValue) Set(s string) error {
+	if s == "" {
+		*v.p = ""
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "redis" && u.Scheme != "rediss" || u.Hostname() == "" {
+		return errors.New("want redis://[user:password@]host:port[/db] or rediss://…")
+	}
+	*v.p = s
+	return nil
+}
+
+type prefixValue struct{ p *string }
+
+func (v prefixValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+// Set takes 1 to 64 bytes of letters, digits and -_.:{} — nothing a key
+// pattern or a log would misread.
+func (v prefixValue) Set(s string) error {
+	ok := len(s) >= 1 && len(s) <= 64
+	for _, c := range s {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.:{}", c))
+	}
+	if !ok {
+		return errors.New("want 1 to 64 letters, digits or -_.:{}")
+	}
+	*v.p = s
 	return nil
 }

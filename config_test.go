@@ -28,16 +28,16 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"defaults", nil, nil, def},
 		{"every flag", []string{"-addr", "127.0.0.1:9000", "-max-timeout", "90s", "-capacity", "5", "-grace", "1m", "-log-format", "json", "-log-level", "debug"}, nil,
-			config{addr: "127.0.0.1:9000", maxTimeout: 90 * time.Second, capacity: 5, grace: time.Minute, logFormat: "json", logLevel: slog.LevelDebug, idleTimeout: 2 * time.Minute}},
+			config{addr: "127.0.0.1:9000", maxTimeout: 90 * time.Second, capacity: 5, grace: time.Minute, logFormat: "json", logLevel: slog.LevelDebug, idleTimeout: 2 * time.Minute, history: 10_000, redisPrefix: "parkd"}},
 		{"double-dash flags", []string{"--addr=:9001", "--log-level=error"}, nil,
 			with(func(c *config) { c.addr, c.logLevel = ":9001", slog.LevelError })},
 		{"every variable", nil, map[string]string{
 			"PARKD_ADDR": "127.0.0.1:9002", "PARKD_MAX_TIMEOUT": "2h", "PARKD_CAPACITY": "7", "PARKD_GRACE": "0s",
 			"PARKD_LOG_FORMAT": "json", "PARKD_LOG_LEVEL": "warn"},
-			config{addr: "127.0.0.1:9002", maxTimeout: 2 * time.Hour, capacity: 7, grace: 0, logFormat: "json", logLevel: slog.LevelWarn, idleTimeout: 2 * time.Minute}},
+			config{addr: "127.0.0.1:9002", maxTimeout: 2 * time.Hour, capacity: 7, grace: 0, logFormat: "json", logLevel: slog.LevelWarn, idleTimeout: 2 * time.Minute, history: 10_000, redisPrefix: "parkd"}},
 		{"a flag wins over its variable", []string{"-addr", ":2", "-max-timeout", "1m", "-capacity", "2", "-grace", "2s", "-log-format", "text", "-log-level", "error"},
 			map[string]string{"PARKD_ADDR": ":1", "PARKD_MAX_TIMEOUT": "2m", "PARKD_CAPACITY": "1", "PARKD_GRACE": "1s", "PARKD_LOG_FORMAT": "json", "PARKD_LOG_LEVEL": "debug"},
-			config{addr: ":2", maxTimeout: time.Minute, capacity: 2, grace: 2 * time.Second, logFormat: "text", logLevel: slog.LevelError, idleTimeout: 2 * time.Minute}},
+			config{addr: ":2", maxTimeout: time.Minute, capacity: 2, grace: 2 * time.Second, logFormat: "text", logLevel: slog.LevelError, idleTimeout: 2 * time.Minute, history: 10_000, redisPrefix: "parkd"}},
 		{"a variable without its flag still counts", []string{"-addr", ":2"}, map[string]string{"PARKD_CAPACITY": "9"},
 			with(func(c *config) { c.addr, c.capacity = ":2", 9 })},
 		{"an empty variable is unset", nil, map[string]string{"PARKD_ADDR": "", "PARKD_GRACE": ""}, def},
@@ -56,6 +56,8 @@ func TestParseConfig(t *testing.T) {
 			with(func(c *config) { c.idleTimeout, c.instance, c.seed = 3*time.Second, "b-2:9", 42 })},
 		{"their variables", nil, map[string]string{"PARKD_IDLE_TIMEOUT": "500ms", "PARKD_INSTANCE": "ünit 1", "PARKD_SEED": "7"},
 			with(func(c *config) { c.idleTimeout, c.instance, c.seed = 500*time.Millisecond, "ünit 1", 7 })},
+		{"history", []string{"-history", "0"}, map[string]string{"PARKD_HISTORY": "5"}, with(func(c *config) { c.history = 0 })},
+		{"PARKD_HISTORY", nil, map[string]string{"PARKD_HISTORY": "5"}, with(func(c *config) { c.history = 5 })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +112,7 @@ func TestRunBadConfiguration(t *testing.T) {
 		{"instance empty", []string{"-instance", ""}, nil, "instance"},
 		{"PARKD_INSTANCE with a tab", nil, map[string]string{"PARKD_INSTANCE": "a\tb"}, "PARKD_INSTANCE"},
 		{"seed not a number", []string{"-seed", "x"}, nil, "seed"},
+		{"history negative", []string{"-history", "-1"}, nil, "history"},
 		{"PARKD_SEED negative", nil, map[string]string{"PARKD_SEED": "-1"}, "PARKD_SEED"},
 	}
 	for _, tt := range tests {
@@ -146,8 +149,9 @@ func TestRunHelp(t *testing.T) {
 		out := stderr.String()
 		for _, want := range []string{"Usage: parkd", "[port]",
 			"-addr", "-max-timeout", "-capacity", "-grace", "-log-format", "-log-level", "-idle-timeout", "-instance", "-seed",
+			"-history", "-redis", "-redis-prefix",
 			"PARKD_ADDR", "PARKD_MAX_TIMEOUT", "PARKD_CAPACITY", "PARKD_GRACE", "PARKD_LOG_FORMAT", "PARKD_LOG_LEVEL",
-			"PARKD_IDLE_TIMEOUT", "PARKD_INSTANCE", "PARKD_SEED"} {
+			"PARKD_IDLE_TIMEOUT", "PARKD_INSTANCE", "PARKD_SEED", "PARKD_HISTORY", "PARKD_REDIS", "PARKD_REDIS_PREFIX"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("run(%s) usage does not mention %s:\n%s", arg, want, out)
 			}

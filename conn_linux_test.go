@@ -105,6 +105,11 @@ func TestHangUpWithASlowLogSink(t *testing.T) {
 		c.Close()
 		ts.waitGone(t, id, hungUp, waitBound)
 	}
+	// The line is written after the request left the listing: give the
+	// second one a moment to reach the sink beside the first, still stuck.
+	for end := time.Now().Add(waitBound); sink.stuck.Load() < 2 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := sink.stuck.Load(); n != 2 {
 		t.Errorf("%d log lines waiting in the sink, want the two hang-ups'", n)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/parkd/parkd/cluster"
 	"github.com/parkd/parkd/registry"
 	"github.com/parkd/parkd/wire"
 	"github.com/valyala/fasthttp"
@@ -21,6 +22,10 @@ var (
 	errHeaderTooLarge   = errors.New("request header too large")
 	errRequestTimeout   = errors.New("request timeout")
 	errMalformedHTTP    = errors.New("malformed HTTP request")
+	// Cluster mode's: the owner of a request did not answer a forwarded
+	// kill; the shared view cannot be reached.
+	errInstanceUnreachable = errors.New("instance unreachable")
+	errClusterUnavailable  = errors.New("cluster store unreachable")
 )
 
 // writeJSON and writeJSONString set a whole JSON answer.
@@ -58,13 +63,19 @@ func (s *server) writeError(ctx *fasthttp.RequestCtx, err error) {
 		errors.Is(err, wire.ErrInvalidTimeout), errors.Is(err, wire.ErrNoConnID),
 		errors.Is(err, wire.ErrUnreadableBody), errors.Is(err, wire.ErrConflictingConnIDs),
 		errors.Is(err, wire.ErrInvalidThen), errors.Is(err, wire.ErrConflictingThens),
-		errors.Is(err, wire.ErrInvalidJitter), errors.Is(err, wire.ErrInvalidBody), errors.Is(err, wire.ErrInvalidDrip):
+		errors.Is(err, wire.ErrInvalidJitter), errors.Is(err, wire.ErrInvalidBody), errors.Is(err, wire.ErrInvalidDrip),
+		errors.Is(err, wire.ErrInvalidHistoryQuery):
 		code, msg = fasthttp.StatusBadRequest, err.Error()
 	case errors.Is(err, errUnknownConnID):
 		// The seed's sentence is the status itself.
 		code, status, msg = fasthttp.StatusBadRequest, err.Error(), ""
-	case errors.Is(err, registry.ErrDuplicate):
+	case errors.Is(err, registry.ErrDuplicate), errors.Is(err, cluster.ErrTaken):
 		code, msg = fasthttp.StatusConflict, err.Error()
+	case errors.Is(err, errInstanceUnreachable):
+		code, msg = fasthttp.StatusServiceUnavailable, err.Error()
+	case errors.Is(err, errClusterUnavailable), errors.Is(err, cluster.ErrUnavailable):
+		code, msg = fasthttp.StatusServiceUnavailable, "cluster store unreachable"
+		ctx.Response.Header.Set("Retry-After", "1")
 	case errors.Is(err, registry.ErrFull):
 		code, msg = fasthttp.StatusServiceUnavailable, err.Error()
 		ctx.Response.Header.Set("Retry-After", "1")

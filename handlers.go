@@ -2,7 +2,11 @@ package main
 
 import (
 	_ "embed"
+	"errors"
+	"time"
 
+	"github.com/parkd/parkd/cluster"
+	"github.com/parkd/parkd/dashboard"
 	"github.com/parkd/parkd/registry"
 	"github.com/parkd/parkd/wire"
 	"github.com/prometheus/common/expfmt"
@@ -16,6 +20,10 @@ var openAPIDocument []byte
 
 // serverStatus is GET /api/serverStatus: {"connId":"seconds left", ...}.
 func (s *server) serverStatus(ctx *fasthttp.RequestCtx) {
+	if s.clustered() {
+		s.writeClusterListing(ctx, '{', '}', appendStatus, appendRemoteStatus)
+		return
+	}
 	s.writeListing(ctx, '{', '}', appendStatus)
 }
 
@@ -28,8 +36,10 @@ func (s *server) kill(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if err := s.reg.Kill(k.ConnID, registry.Detail(s.drawKill(k.Then))); err != nil {
-		s.writeError(ctx, withMessage(errUnknownConnID, "invalid connection Id : "+k.ConnID))
-		return
+		if err := s.killElsewhere(k.ConnID, k.Then); err != nil {
+			s.writeError(ctx, clusterError(err, withMessage(errUnknownConnID, "invalid connection Id : "+k.ConnID)))
+			return
+		}
 	}
 	writeJSONString(ctx, fasthttp.StatusOK, okBody)
 }
@@ -40,16 +50,23 @@ func (s *server) healthz(ctx *fasthttp.RequestCtx) {
 
 // readyz says whether the server takes new parked requests.
 func (s *server) readyz(ctx *fasthttp.RequestCtx) {
-	if s.draining.Load() {
+	switch {
+	case s.draining.Load():
 		writeJSONString(ctx, fasthttp.StatusServiceUnavailable, shuttingDownBody)
-		return
+	case s.store.Health() == cluster.Degraded:
+		s.writeError(ctx, withMessage(errClusterUnavailable, "cluster store unreachable"))
+	default:
+		writeJSONString(ctx, fasthttp.StatusOK, `{"status":"ready"}`)
 	}
-	writeJSONString(ctx, fasthttp.StatusOK, `{"status":"ready"}`)
 }
 
 // listRequests is GET /api/requests: every parked request, in
 // serverStatus's order.
 func (s *server) listRequests(ctx *fasthttp.RequestCtx) {
+	if s.clustered() {
+		s.writeClusterListing(ctx, '[', ']', s.appendHere, appendRemoteRequest)
+		return
+	}
 	s.writeListing(ctx, '[', ']', appendParked)
 }
 
@@ -61,11 +78,18 @@ func (s *server) getRequest(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	in, ok := s.reg.Get(id)
-	if !ok {
-		s.writeError(ctx, notParked(id))
+	if ok {
+		s.markCluster(ctx, s.store.Health() != cluster.Degraded)
+		writeJSON(ctx, fasthttp.StatusOK, appendRequest(nil, in, s.instanceTag()))
 		return
 	}
-	writeJSON(ctx, fasthttp.StatusOK, appendRequest(nil, in))
+	p, err := s.findElsewhere(id)
+	s.markCluster(ctx, !errors.Is(err, cluster.ErrUnavailable))
+	if err != nil {
+		s.writeError(ctx, clusterError(err, notParked(id)))
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, appendRemoteRequest(nil, &p, time.Now()))
 }
 
 // deleteRequest is DELETE /api/requests/{connId}[?then=…]: a kill.
@@ -81,8 +105,10 @@ func (s *server) deleteRequest(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if err := s.reg.Kill(id, registry.Detail(s.drawKill(then))); err != nil {
-		s.writeError(ctx, notParked(id))
-		return
+		if err := s.killElsewhere(id, then); err != nil {
+			s.writeError(ctx, clusterError(err, notParked(id)))
+			return
+		}
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
@@ -113,6 +139,30 @@ func (s *server) serveMetrics(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
+}
+
+// dashboardPage is GET /: the page for people, allowed to run only its
+// own scripts.
+func (s *server) dashboardPage(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Content-Security-Policy", dashboard.ContentSecurityPolicy)
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.SetContentType(dashboard.PageContentType)
+	ctx.SetBody(dashboard.Page())
+}
+
+// dashboardAsset is GET /dashboard/{asset}: the page's script, style and
+// icon.
+func (s *server) dashboardAsset(ctx *fasthttp.RequestCtx) {
+	name, _ := ctx.UserValue("asset").(string)
+	body, contentType, ok := dashboard.Asset(name)
+	if !ok {
+		s.writeError(ctx, withMessage(errRouteNotFound, "no asset "+name+" under "+dashboard.Prefix))
+		return
+	}
+	ctx.SetContentType(contentType)
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.SetBody(body)
 }
 
 // openAPI is GET /openapi.yaml: the description of every route.

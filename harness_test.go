@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,9 +140,11 @@ func clientFor(t *testing.T, addr string) *testServer {
 		addr:  addr,
 		base:  "http://" + addr,
 		client: &http.Client{
-			// A safety net above the suite's longest park (60 s), which a
-			// test ends by a kill or its cleanup; awaits bound the waits.
-			Timeout:   70 * time.Second,
+			// A safety net above the suite's longest park (an hour, for
+			// requests that must outlast parallel subtests waiting their
+			// turn), which a test ends by a kill or its cleanup; awaits
+			// bound the waits.
+			Timeout:   61 * time.Minute,
 			Transport: &http.Transport{MaxIdleConnsPerHost: 64},
 			// A redirect is an answer to look at, never to follow.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -670,4 +675,432 @@ func waitParked(t *testing.T, ts *testServer, want float64, since time.Time, wit
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// ---- event streams ----
+
+// sseEvent is one event of /api/events; comment is set for a comment line.
+type sseEvent struct {
+	id, event, data string
+	comment         string
+}
+
+// sseStream is a client of /api/events on a raw connection.
+type sseStream struct {
+	*rawConn
+	header http.Header
+}
+
+// subscribe opens /api/events, with Last-Event-ID when lastID is not
+// empty, and checks the answer's status and headers.
+func (ts *testServer) subscribe(t *testing.T, lastID string) *sseStream {
+	t.Helper()
+	c := dialRaw(t, ts.addr)
+	extra := ""
+	if lastID != "" {
+		extra = "Last-Event-ID: " + lastID + "\r\n"
+	}
+	c.send(t, getRequest("/api/events", extra))
+	c.SetReadDeadline(time.Now().Add(waitBound))
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodGet})
+	if err != nil {
+		t.Fatalf("GET /api/events: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" ||
+		resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("GET /api/events: %d %v", resp.StatusCode, resp.Header)
+	}
+	// The body is chunked; read it through the response's body.
+	return &sseStream{&rawConn{c.Conn, bufio.NewReader(resp.Body)}, resp.Header}
+}
+
+// next reads the next event or comment, waiting at most within.
+func (s *sseStream) next(t *testing.T, within time.Duration) (sseEvent, error) {
+	t.Helper()
+	s.SetReadDeadline(time.Now().Add(within))
+	var ev sseEvent
+	for {
+		line, err := s.br.ReadString('\n')
+		if err != nil {
+			return ev, err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if ev != (sseEvent{}) {
+				return ev, nil
+			}
+		case strings.HasPrefix(line, ":"):
+			return sseEvent{comment: line}, nil
+		case strings.HasPrefix(line, "id: "):
+			ev.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			ev.event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			ev.data = line[6:]
+		case strings.HasPrefix(line, "retry: "):
+		default:
+			t.Errorf("an event stream line %q", line)
+		}
+	}
+}
+
+// nextEvent reads the next event, skipping comments; it fails the test
+// after waitBound.
+func (s *sseStream) nextEvent(t *testing.T) sseEvent {
+	t.Helper()
+	for {
+		ev, err := s.next(t, waitBound)
+		if err != nil {
+			t.Fatalf("reading the event stream: %v", err)
+		}
+		if ev.comment == "" {
+			return ev
+		}
+	}
+}
+
+// ---- cluster ----
+
+// redisEnvCI is set to "true" in CI, where a missing redis-server or
+// haproxy fails the test instead of skipping it.
+const redisEnvCI = "CI"
+
+// needProgram finds a program the cluster tests run, or ends the test:
+// a failure under CI=true, where .ci/run installs it, a skip elsewhere.
+func needProgram(t *testing.T, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv(redisEnvCI) == "true" {
+		t.Fatalf("%s not found: apt-get install %s", name, pkg)
+	}
+	t.Skipf("%s not found: apt-get install %s", name, pkg)
+	return ""
+}
+
+// freePort is a loopback port nothing listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// redisOptions is how a test's redis-server runs.
+type redisOptions struct {
+	password string               // --requirepass
+	tls      *redisTLS            // TLS only, on the port
+	procAttr *syscall.SysProcAttr // e.g. a parent-death signal where there is one
+}
+
+// redisTLS is the files of a TLS redis-server, and how a client trusts it.
+type redisTLS struct {
+	certFile, keyFile, caFile string
+	client                    *tls.Config
+}
+
+// redisServer is a real redis-server on a loopback port for one test,
+// with persistence off: a restart starts it empty. Cleanup stops it by
+// its PID.
+type redisServer struct {
+	t    *testing.T
+	path string
+	port int
+	opts redisOptions
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *syncBuffer
+}
+
+// startRedis starts a redis-server on a free loopback port and waits until
+// it answers PING.
+func startRedis(t *testing.T, opts redisOptions) *redisServer {
+	t.Helper()
+	r := &redisServer{t: t, path: needProgram(t, "redis-server", "redis-server"), opts: opts}
+	t.Cleanup(r.kill)
+	var err error
+	for range 5 { // a port taken between freePort and redis-server's bind: another one
+		r.port = freePort(t)
+		if err = r.start(); err == nil {
+			return r
+		}
+	}
+	t.Fatalf("redis-server does not start: %v", err)
+	return nil
+}
+
+// start runs redis-server on r.port and waits (at most waitBound) for its
+// PING.
+func (r *redisServer) start() error {
+	args := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""}
+	if r.opts.tls != nil {
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(r.port), "--tls-cert-file", r.opts.tls.certFile,
+			"--tls-key-file", r.opts.tls.keyFile, "--tls-ca-cert-file", r.opts.tls.caFile, "--tls-auth-clients", "no")
+	} else {
+		args = append(args, "--port", strconv.Itoa(r.port))
+	}
+	if r.opts.password != "" {
+		args = append(args, "--requirepass", r.opts.password)
+	}
+	cmd := exec.Command(r.path, args...)
+	cmd.SysProcAttr = r.opts.procAttr
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait() //nolint:errcheck // a killed server exits with an error
+		close(exited)
+	}()
+	r.mu.Lock()
+	r.cmd, r.exited, r.log = cmd, exited, log
+	r.mu.Unlock()
+	for end := time.Now().Add(waitBound); ; time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server exited at start: %s", log.String())
+		default:
+		}
+		if _, err := r.do("PING"); err == nil {
+			return nil
+		} else if time.Now().After(end) {
+			r.kill()
+			return fmt.Errorf("no PONG within %v: %v", waitBound, err)
+		}
+	}
+}
+
+// pid is the running redis-server's process id.
+func (r *redisServer) pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cmd.Process.Pid
+}
+
+// addr is host:port.
+func (r *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
+
+// url is what -redis takes to reach it.
+func (r *redisServer) url() string {
+	scheme := "redis"
+	if r.opts.tls != nil {
+		scheme = "rediss"
+	}
+	auth := ""
+	if r.opts.password != "" {
+		auth = ":" + url.QueryEscape(r.opts.password) + "@"
+	}
+	return scheme + "://" + auth + r.addr()
+}
+
+// kill ends the running redis-server with SIGKILL, by its PID, and waits
+// for it.
+func (r *redisServer) kill() {
+	r.mu.Lock()
+	cmd, exited := r.cmd, r.exited
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Kill() //nolint:errcheck // it may have exited already
+	select {
+	case <-exited:
+	case <-time.After(waitBound):
+		r.t.Errorf("redis-server %d did not exit after SIGKILL", cmd.Process.Pid)
+	}
+}
+
+// restart kills the redis-server and starts an empty one on the same
+// port.
+func (r *redisServer) restart(t *testing.T) {
+	t.Helper()
+	r.kill()
+	if err := r.start(); err != nil {
+		t.Fatalf("restarting redis-server on %d: %v", r.port, err)
+	}
+}
+
+// do runs one command on a connection of its own, after AUTH when the
+// server wants a password, and returns its reply: a string, an integer,
+// nil or a []any of those. A Redis error reply is an error.
+func (r *redisServer) do(args ...string) (any, error) {
+	c, err := net.DialTimeout("tcp", r.addr(), time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if r.opts.tls != nil {
+		c = tls.Client(c, r.opts.tls.client)
+	}
+	c.SetDeadline(time.Now().Add(waitBound)) //nolint:errcheck // a failed deadline fails the read
+	br := bufio.NewReader(c)
+	if r.opts.password != "" {
+		if _, err := respRoundTrip(c, br, "AUTH", r.opts.password); err != nil {
+			return nil, err
+		}
+	}
+	return respRoundTrip(c, br, args...)
+}
+
+// doT is do for a test: an error fails it.
+func (r *redisServer) doT(t *testing.T, args ...string) any {
+	t.Helper()
+	v, err := r.do(args...)
+	if err != nil {
+		t.Fatalf("redis %q: %v", args, err)
+	}
+	return v
+}
+
+// respRoundTrip writes a command as a RESP array and reads its reply.
+func respRoundTrip(w io.Writer, br *bufio.Reader, args ...string) (any, error) {
+	b := []byte("*" + strconv.Itoa(len(args)) + "\r\n")
+	for _, a := range args {
+		b = append(b, "$"+strconv.Itoa(len(a))+"\r\n"+a+"\r\n"...)
+	}
+	if _, err := w.Write(b); err != nil {
+		return nil, err
+	}
+	return readRESP(br)
+}
+
+// readRESP reads one RESP2 reply.
+func readRESP(br *bufio.Reader) (any, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return nil, errors.New("an empty RESP line")
+	}
+	switch rest := line[1:]; line[0] {
+	case '+':
+		return rest, nil
+	case '-':
+		return nil, errors.New(rest)
+	case ':':
+		return strconv.ParseInt(rest, 10, 64)
+	case '$':
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil, err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		out := make([]any, n)
+		for i := range out {
+			if out[i], err = readRESP(br); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("a RESP line %q", line)
+}
+
+// respStrings is a reply of strings, such as KEYS's or HKEYS's.
+func respStrings(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		s, _ := e.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// clusterNode is one parkd instance of a test's cluster, served in this
+// process; its log is kept for the test to read.
+type clusterNode struct {
+	*testServer
+	name string
+	log  *syncBuffer
+}
+
+// clusterConfigFor is the test configuration of an instance named name in
+// the cluster of r.
+func clusterConfigFor(r *redisServer, name string) config {
+	cfg := testConfig()
+	cfg.redis, cfg.instance = r.url(), name
+	return cfg
+}
+
+// startClusterNode serves cfg (see clusterConfigFor) in this process, logging
+// at info level into its log, and waits until it has joined the cluster.
+func startClusterNode(t *testing.T, cfg config) *clusterNode {
+	t.Helper()
+	n := &clusterNode{name: cfg.instance, log: &syncBuffer{}}
+	n.testServer = startServer(t, cfg, func(s *server) {
+		s.log = slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of instance %s (its end):\n%s", n.name, lastLines(n.log.String(), 40))
+		}
+	})
+	n.waitJoined(t)
+	return n
+}
+
+// waitJoined waits until the instance answers as a whole member of its
+// cluster: a listing marked Parkd-Cluster: ok.
+func (ts *testServer) waitJoined(t *testing.T) {
+	t.Helper()
+	// serve joins before it serves: until then a request waits in the
+	// listener's backlog, and a failed join never answers it.
+	probe := &http.Client{Timeout: time.Second}
+	defer probe.CloseIdleConnections()
+	for end := time.Now().Add(waitBound); ; time.Sleep(20 * time.Millisecond) {
+		if ts.done != nil {
+			select {
+			case <-ts.done:
+				t.Fatalf("instance %s stopped (status %d) before it joined the cluster", ts.addr, ts.code)
+			default:
+			}
+		}
+		resp, err := probe.Get(ts.base + "/api/serverStatus")
+		if err == nil {
+			resp.Body.Close()
+			if resp.Header.Get(headerCluster) == "ok" {
+				return
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatalf("instance %s did not join the cluster within %v (last: %v)", ts.addr, waitBound, err)
+		}
+	}
+}
+
+// clusterHeader checks that a listing answer says whether it covers the
+// whole cluster as want ("ok" or "degraded").
+func clusterHeader(t *testing.T, what string, r reply, want string) {
+	t.Helper()
+	if got := r.header.Get(headerCluster); got != want {
+		t.Errorf("%s: %s: %q, want %q (answer %v)", what, headerCluster, got, want, r)
+	}
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.SplitAfter(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n-1):], "")
 }

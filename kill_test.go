@@ -94,8 +94,10 @@ func TestKillRefusals(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, testConfig())
 	const victim, other = "77", "78"
-	v := ts.parkAsync(t, victim, "60")
-	o := ts.parkAsync(t, other, "60")
+	// Far longer than the parallel subtests can wait for their turn in a
+	// busy suite: the cleanup finds both still parked.
+	v := ts.parkAsync(t, victim, "3600")
+	o := ts.parkAsync(t, other, "3600")
 	ts.waitListed(t, victim, other)
 	tests := []struct {
 		name, query, body, contentType string

@@ -21,17 +21,22 @@ const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
 func (s *server) writeListing(ctx *fasthttp.RequestCtx, open, end byte, item func([]byte, registry.Parked) []byte) {
 	sc := s.scratch()
 	defer s.release(sc)
+	sc.body = s.appendListing(sc, sc.body[:0], open, end, item)
+	writeJSON(ctx, fasthttp.StatusOK, sc.body) // copies it
+}
+
+// appendListing appends to b one snapshot of every parked request, as
+// writeListing writes it, using sc's space for the snapshot.
+func (s *server) appendListing(sc *listing, b []byte, open, end byte, item func([]byte, registry.Parked) []byte) []byte {
 	sc.parked = s.reg.Snapshot(sc.parked[:0])
-	b := append(sc.body[:0], open)
+	b = append(b, open)
 	for i, p := range sc.parked {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = item(b, p)
 	}
-	b = append(b, end)
-	sc.body = b
-	writeJSON(ctx, fasthttp.StatusOK, b) // copies b
+	return append(b, end)
 }
 
 // appendStatus writes one serverStatus member: "connId":"seconds left".
@@ -50,38 +55,68 @@ func secondsLeft(d time.Duration) int64 {
 
 // appendParked writes one resource-API object.
 func appendParked(b []byte, p registry.Parked) []byte {
-	return appendRequest(b, p.Info())
+	return appendRequest(b, p.Info(), "")
 }
 
-// appendRequest writes one parked request as the resource API shows it:
-// remainingMs counts to its last byte, and then, phase and bytesSent say
-// what its ending is and how far its answer has gone.
-func appendRequest(b []byte, in registry.Info) []byte {
-	timeoutMs := in.Timeout.Milliseconds()
-	remainingMs := min(max(0, int64((in.Remaining+time.Millisecond-1)/time.Millisecond)), timeoutMs+in.Drip.Milliseconds())
-	then, phase, sent := thenText(nil), phaseWaiting, int64(0)
-	if pc, ok := in.Owner.(*parkedConn); ok && pc.shape != nil {
-		then, phase, sent = thenText(pc.shape), pc.shape.phase.Load(), pc.shape.sent.Load()
+// appendRequest writes one parked request as the resource API shows it,
+// naming the instance that holds it in cluster mode (instance not "").
+func appendRequest(b []byte, in registry.Info, instance string) []byte {
+	r := resource{connID: in.ConnID, timeout: in.Timeout, drip: in.Drip, remaining: in.Remaining, started: in.Started,
+		deadline: in.Deadline, remote: in.RemoteAddr, then: thenText(nil), instance: instance}
+	if er, ok := in.Owner.(endingReporter); ok {
+		r.then, r.phase, r.sent = er.endingState()
 	}
+	return appendResource(b, r)
+}
+
+// resource is a resource-API object: a request parked here or elsewhere.
+type resource struct {
+	connID        string
+	timeout, drip time.Duration
+	remaining     time.Duration // to the last byte
+	started       time.Time
+	deadline      time.Time
+	remote, then  string
+	phase         uint32
+	sent          int64
+	instance      string // "" alone
+}
+
+// appendResource writes r: remainingMs counts to its last byte, and then,
+// phase and bytesSent say what its ending is and how far its answer has
+// gone.
+func appendResource(b []byte, r resource) []byte {
+	timeoutMs := r.timeout.Milliseconds()
+	remainingMs := min(max(0, int64((r.remaining+time.Millisecond-1)/time.Millisecond)), timeoutMs+r.drip.Milliseconds())
 	b = append(b, `{"connId":`...)
-	b = wire.AppendString(b, in.ConnID)
+	b = wire.AppendString(b, r.connID)
 	b = append(b, `,"timeoutMs":`...)
 	b = strconv.AppendInt(b, timeoutMs, 10)
 	b = append(b, `,"remainingMs":`...)
 	b = strconv.AppendInt(b, remainingMs, 10)
 	b = append(b, `,"startedAt":"`...)
-	b = in.Started.UTC().AppendFormat(b, rfc3339Millis)
+	b = r.started.UTC().AppendFormat(b, rfc3339Millis)
 	b = append(b, `","deadline":"`...)
-	b = in.Deadline.UTC().AppendFormat(b, rfc3339Millis)
+	b = r.deadline.UTC().AppendFormat(b, rfc3339Millis)
 	b = append(b, `","remoteAddr":`...)
-	b = wire.AppendString(b, in.RemoteAddr)
-	b = append(b, `,"then":"`...)
-	b = append(b, then...)
-	b = append(b, `","phase":"`...)
-	b = append(b, phaseNames[phase]...)
+	b = wire.AppendString(b, r.remote)
+	b = append(b, `,"then":`...)
+	b = wire.AppendString(b, r.then)
+	b = append(b, `,"phase":"`...)
+	b = append(b, phaseNames[r.phase]...)
 	b = append(b, `","bytesSent":`...)
-	b = strconv.AppendInt(b, sent, 10)
+	b = strconv.AppendInt(b, r.sent, 10)
+	if r.instance != "" {
+		b = append(b, `,"instance":`...)
+		b = wire.AppendString(b, r.instance)
+	}
 	return append(b, '}')
+}
+
+// endingReporter is a parked request's owner that tells how it will end:
+// the action, the phase and the body bytes sent so far.
+type endingReporter interface {
+	endingState() (then string, phase uint32, sent int64)
 }
 
 // listing is scratch space for listings, kept in a pool so that polling a

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/puzpuzpuz/xsync/v4"
 
+	"github.com/parkd/parkd/events"
 	"github.com/parkd/parkd/registry"
 	"github.com/parkd/parkd/wire"
 )
@@ -42,7 +43,7 @@ type routeCode struct {
 // newMetrics counts for one server: reg's parked requests, whether it is
 // draining, its idle connections; parked answers are counted under
 // parkRoute, the route they were parked on.
-func newMetrics(reg *registry.Registry, draining func() bool, idle func() int, parkRoute string) *metrics {
+func newMetrics(reg *registry.Registry, hub *events.Hub, draining func() bool, idle func() int, parkRoute string) *metrics {
 	m := &metrics{
 		parkRoute: parkRoute,
 		registry:  prometheus.NewRegistry(),
@@ -89,6 +90,18 @@ func newMetrics(reg *registry.Registry, draining func() bool, idle func() int, p
 			Name: "parkd_idle_connections",
 			Help: "Keep-alive connections waiting, without a goroutine, for their next request after a parked answer.",
 		}, func() float64 { return float64(idle()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "parkd_event_subscribers",
+			Help: "Clients of /api/events right now.",
+		}, func() float64 { return float64(hub.Subscribers()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "parkd_events_published_total",
+			Help: "Events published to /api/events while it had a subscriber.",
+		}, func() float64 { return float64(hub.Published()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "parkd_event_subscribers_dropped_total",
+			Help: "Clients of /api/events disconnected for falling 10,000 events behind or taking no byte for 10 s.",
+		}, func() float64 { return float64(hub.Dropped()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "parkd_draining",
 			Help: "1 while shutting down, else 0.",

@@ -12,11 +12,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"os"
+	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +32,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/parkd/parkd/dashboard"
 )
 
 const openAPIFile = "docs/openapi.yaml"
@@ -136,7 +143,8 @@ var skippedStatus = []int{http.StatusMovedPermanently, http.StatusNotModified, h
 // operation does not list fails; so does a body where it lists none, which
 // kin-openapi lets through. An answer with a status kin-openapi skips is
 // validated against the response the document gives it, standing under
-// 299.
+// 299. A body kin-openapi has no decoder for (the dashboard's files, an
+// event stream) is validated here, as a string.
 func (d *apiDoc) checkOperation(route *routers.Route, params map[string]string, req *http.Request, a answer, noBody bool) error {
 	status := a.code
 	if slices.Contains(skippedStatus, a.code) {
@@ -148,18 +156,32 @@ func (d *apiDoc) checkOperation(route *routers.Route, params map[string]string, 
 		stand.Operation = &openapi3.Operation{Responses: openapi3.NewResponses(openapi3.WithStatus(299, ref))}
 		route, status = &stand, 299
 	}
+	contentType := a.header.Get("Content-Type")
+	mediaType, _, _ := strings.Cut(contentType, ";")
+	asText := !noBody && contentType != "" && openapi3filter.RegisteredBodyDecoder(strings.TrimSpace(mediaType)) == nil
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
 		Status:                 status,
 		Header:                 a.header,
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: noBody},
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: noBody || asText},
 	}
 	in.SetBodyBytes(a.body)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		return err
 	}
+	if asText {
+		mt := route.Operation.Responses.Status(status).Value.Content.Get(contentType)
+		if mt == nil {
+			return fmt.Errorf("the document gives %d no %s body", a.code, contentType)
+		}
+		if mt.Schema != nil {
+			if err := mt.Schema.Value.VisitJSON(string(a.body), openapi3.EnableJSONSchema2020()); err != nil {
+				return fmt.Errorf("the %s body does not match the document: %w", contentType, err)
+			}
+		}
+	}
 	// kin-openapi decodes the first JSON value and ignores what follows it.
-	if !noBody && len(a.body) > 0 && a.header.Get("Content-Type") == "application/json" && !json.Valid(a.body) {
+	if !noBody && len(a.body) > 0 && contentType == "application/json" && !json.Valid(a.body) {
 		return fmt.Errorf("the body is not one JSON value: %s", clip(a.body))
 	}
 	if ref := route.Operation.Responses.Status(status); ref != nil && len(ref.Value.Content) == 0 && len(a.body) > 0 {
@@ -361,7 +383,7 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("%s has no operation", path)
 			continue
 		}
-		concrete := strings.ReplaceAll(path, "{connId}", "probe")
+		concrete := strings.NewReplacer("{connId}", "probe", "{asset}", "app.js").Replace(path)
 		for _, m := range allMethods {
 			if slices.Contains(documented, m) {
 				continue
@@ -394,6 +416,20 @@ func TestOpenAPIDocument(t *testing.T) {
 	slices.Sort(served)
 	if !slices.Equal(served, paths) {
 		t.Errorf("the server's routes are %q, the document's %q", served, paths)
+	}
+
+	// The document names the dashboard's files: exactly those it serves.
+	var assets []string
+	if op := api.doc.Paths.Value("/dashboard/{asset}").Get; op != nil {
+		if p := op.Parameters.GetByInAndName("path", "asset"); p != nil {
+			for _, v := range p.Schema.Value.Enum {
+				assets = append(assets, fmt.Sprint(v))
+			}
+		}
+	}
+	slices.Sort(assets)
+	if served := slices.Sorted(slices.Values(dashboard.Assets())); !slices.Equal(assets, served) {
+		t.Errorf("the dashboard serves %q, the document names %q", served, assets)
 	}
 }
 
@@ -505,6 +541,14 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		t.Parallel()
 		api.checkSeeded(t)
 	})
+	t.Run("event stream", func(t *testing.T) {
+		t.Parallel()
+		api.checkEvents(t)
+	})
+	t.Run("cluster mode", func(t *testing.T) {
+		t.Parallel()
+		api.checkCluster(t)
+	})
 }
 
 // checkSeeded runs the same draws on two servers started with the same
@@ -591,7 +635,8 @@ func contains(parts ...string) func(answer) string {
 }
 
 // checkRoutes is the table: every route, every error case of docs/API.md
-// sections 1 to 4 and 6, and the answers of parked requests.
+// sections 1 to 4 and 6 to 8 (the event stream's body aside: checkEvents),
+// and the answers of parked requests.
 func (d *apiDoc) checkRoutes(t *testing.T) {
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
@@ -603,6 +648,7 @@ func (d *apiDoc) checkRoutes(t *testing.T) {
 	// Its body drips for ten minutes, a byte every 0.6 s: the listings show
 	// it in phase body.
 	p.holdPath("dripping", park("dripping", "&timeout=0.05&body=1000&drip=600"), "body")
+	endForHistory(t, ts)
 
 	listsHeld := func(a answer) string {
 		if !strings.Contains(string(a.body), `"connId":"held"`) && !strings.Contains(string(a.body), `"held":"`) {
@@ -819,8 +865,66 @@ func (d *apiDoc) checkRoutes(t *testing.T) {
 		{name: "metrics with PUT", method: "PUT", path: "/metrics", code: 405},
 		{name: "openapi.yaml", method: "GET", path: "/openapi.yaml", code: 200, params: paramsValid, want: isTheFile},
 		{name: "openapi.yaml with HEAD", method: "HEAD", path: "/openapi.yaml", code: 405},
+
+		// Section 7: the history of what ended here (endForHistory and the
+		// cases above), and the event stream's refusals (checkEvents reads
+		// the stream itself).
+		{name: "history", method: "GET", path: "/api/history", code: 200, params: paramsValid, want: historyIs(100, 100, nil)},
+		{name: "history, everything kept", method: "GET", path: "/api/history?limit=99999999999999999999999", code: 200, params: paramsValid, want: historyIs(historyParks+2, 10000, nil)},
+		{name: "history limit 007", method: "GET", path: "/api/history?limit=007", code: 200, params: paramsValid, want: historyIs(7, 7, nil)},
+		{name: "history of one connId", method: "GET", path: "/api/history?connId=h-7", code: 200, params: paramsValid,
+			want: historyIs(1, 1, entryIs("h-7", "ok", "200", 200))},
+		{name: "history of an escaped connId", method: "GET", path: "/api/history?connId=a%3Bb%C3%A9", code: 200, params: paramsValid,
+			want: historyIs(1, 1, entryIs("a;bé", "ok", "200", 200))},
+		{name: "history killed", method: "GET", path: "/api/history?outcome=killed", code: 200, params: paramsValid, want: historyIs(1, 10000, outcomeIs("", "killed"))},
+		{name: "history abandoned", method: "GET", path: "/api/history?outcome=abandoned", code: 200, params: paramsValid,
+			want: historyIs(1, 1, entryIs("gone", "abandoned", "", 0))},
+		{name: "history of a reset", method: "GET", path: "/api/history?connId=reset-h&outcome=ok", code: 200, params: paramsValid,
+			want: historyIs(1, 1, entryIs("reset-h", "ok", "reset", 0))},
+		{name: "history of a kill while the body dripped", method: "GET", path: "/api/history?connId=k6-drip", code: 200, params: paramsValid,
+			want: historyIs(1, 1, entryIs("k6-drip", "killed", "close", 200))},
+		{name: "history shutdown, none here", method: "GET", path: "/api/history?outcome=shutdown", code: 200, params: paramsValid, want: bodyIs("[]")},
+		{name: "history with every filter", method: "GET", path: "/api/history?connId=s6&outcome=ok&limit=3&other=%zz", code: 200, params: paramsValid,
+			want: historyIs(3, 3, outcomeIs("s6", "ok"))},
+		{name: "history limit 0", method: "GET", path: "/api/history?limit=0", code: 400, params: paramsInvalid},
+		{name: "history limit 000", method: "GET", path: "/api/history?limit=000", code: 400, params: paramsInvalid},
+		{name: "history limit -1", method: "GET", path: "/api/history?limit=-1", code: 400, params: paramsInvalid},
+		{name: "history limit +1", method: "GET", path: "/api/history?limit=%2B1", code: 400, params: paramsInvalid},
+		{name: "history limit 1.5", method: "GET", path: "/api/history?limit=1.5", code: 400, params: paramsInvalid},
+		{name: "history limit x", method: "GET", path: "/api/history?limit=x", code: 400, params: paramsInvalid},
+		{name: "history limit empty", method: "GET", path: "/api/history?limit=", code: 400, params: paramsInvalid},
+		{name: "history limit repeated", method: "GET", path: "/api/history?limit=1&limit=1", code: 400},
+		{name: "history outcome OK", method: "GET", path: "/api/history?outcome=OK", code: 400, params: paramsInvalid},
+		{name: "history outcome rejected", method: "GET", path: "/api/history?outcome=rejected", code: 400, params: paramsInvalid},
+		{name: "history outcome empty", method: "GET", path: "/api/history?outcome=", code: 400, params: paramsInvalid},
+		{name: "history outcome repeated", method: "GET", path: "/api/history?outcome=ok&outcome=killed", code: 400},
+		{name: "history connId empty", method: "GET", path: "/api/history?connId=", code: 400, params: paramsInvalid},
+		{name: "history connId of 129 bytes", method: "GET", path: "/api/history?connId=" + long, code: 400, params: paramsInvalid},
+		{name: "history connId with a control character", method: "GET", path: "/api/history?connId=a%01b", code: 400, params: paramsInvalid},
+		{name: "history connId not UTF-8", method: "GET", path: "/api/history?connId=a%FFb", code: 400},
+		{name: "history connId with a bad escape", method: "GET", path: "/api/history?connId=a%zzb", code: 400},
+		{name: "history connId repeated", method: "GET", path: "/api/history?connId=a&connId=a", code: 400},
+		{name: "history with POST", method: "POST", path: "/api/history", code: 405},
+		{name: "history with HEAD", method: "HEAD", path: "/api/history", code: 405},
+		{name: "events with POST", method: "POST", path: "/api/events", code: 405},
+		{name: "events with OPTIONS", method: "OPTIONS", path: "/api/events", code: 405},
+
+		// Section 8: the dashboard.
+		{name: "dashboard", method: "GET", path: "/", code: 200, params: paramsValid, want: bodyIs(string(dashboard.Page()))},
+		{name: "dashboard script", method: "GET", path: "/dashboard/app.js", code: 200, params: paramsValid, want: contentTypeIs("text/javascript; charset=utf-8")},
+		{name: "dashboard style sheet", method: "GET", path: "/dashboard/style.css", code: 200, params: paramsValid, want: contentTypeIs("text/css; charset=utf-8")},
+		{name: "dashboard icon", method: "GET", path: "/dashboard/icon.svg", code: 200, params: paramsValid, want: contentTypeIs("image/svg+xml")},
+		{name: "dashboard asset unknown", method: "GET", path: "/dashboard/nope.js", code: 404, params: paramsInvalid},
+		{name: "dashboard page as an asset", method: "GET", path: "/dashboard/index.html", code: 404, params: paramsInvalid},
+		{name: "dashboard with DELETE", method: "DELETE", path: "/", code: 405},
+		{name: "dashboard with HEAD", method: "HEAD", path: "/", code: 405},
+		{name: "dashboard asset with POST", method: "POST", path: "/dashboard/app.js", code: 405},
+		{name: "dashboard as /index.html", method: "GET", path: "/index.html", code: 404, component: "NotFound"},
+		{name: "dashboard/ without an asset", method: "GET", path: "/dashboard/", code: 404, component: "NotFound"},
+		{name: "dashboard without a slash", method: "GET", path: "/dashboard", code: 404, component: "NotFound"},
+
 		{name: "unknown path", method: "GET", path: "/nope", code: 404, component: "NotFound"},
-		{name: "unknown path with DELETE", method: "DELETE", path: "/", code: 404, component: "NotFound"},
+		{name: "unknown path with DELETE", method: "DELETE", path: "/nope", code: 404, component: "NotFound"},
 		{name: "requests/ without an id", method: "GET", path: "/api/requests/", code: 404, component: "NotFound"},
 		{name: "a trailing slash", method: "GET", path: "/api/serverStatus/", code: 404, component: "NotFound"},
 	}
@@ -852,6 +956,13 @@ func (d *apiDoc) checkRoutes(t *testing.T) {
 			}
 			if got := a.header.Get("Parkd-Instance"); got != routesInstance {
 				t.Errorf("%s %s: Parkd-Instance is %q, want %q", tt.method, tt.path, got, routesInstance)
+			}
+			// Cluster mode's marks are never a standalone parkd's.
+			if got := a.header.Get(headerCluster); got != "" {
+				t.Errorf("%s %s: %s %q from a parkd alone", tt.method, tt.path, headerCluster, got)
+			}
+			if strings.HasPrefix(tt.path, "/api/requests") && strings.Contains(string(a.body), `"instance":`) {
+				t.Errorf("%s %s: a parkd alone names the instance: %s", tt.method, tt.path, clip(a.body))
 			}
 			if tt.want != nil {
 				if why := tt.want(a); why != "" {
@@ -945,6 +1056,29 @@ func (d *apiDoc) checkShutdown(t *testing.T) {
 	}
 	d.checkAgainst(t, "parked beyond the grace with body=100", http.MethodGet, padded100.path, "", 0, a)
 
+	// Both are in the history once their endings are recorded, a moment
+	// after their clients saw them.
+	const shutdowns = "/api/history?outcome=shutdown"
+	beyondShutdown := historyIs(2, 2, func(h historyRecord) string {
+		if !strings.HasPrefix(h.ConnID, "beyond") {
+			return "was not parked beyond the grace"
+		}
+		return entryIs(h.ConnID, "shutdown", "503", 503)(h)
+	})
+	for end := time.Now().Add(waitBound); ; time.Sleep(5 * time.Millisecond) {
+		a, err := open.exchange(http.MethodGet, getRequest(shutdowns))
+		if err != nil {
+			t.Fatalf("history while draining: %v", err)
+		}
+		if why := beyondShutdown(a); why == "" || time.Now().After(end) {
+			if why != "" {
+				t.Errorf("history while draining: the answer %v %s", a, why)
+			}
+			d.checkAgainst(t, "history while draining", http.MethodGet, shutdowns, "", 0, a)
+			break
+		}
+	}
+
 	ask("readyz while draining", http.MethodGet, "/readyz", getRequest("/readyz"), http.StatusServiceUnavailable)
 	ask("a park while draining", http.MethodGet, parkPath("late", "1"), getRequest(parkPath("late", "1")), http.StatusServiceUnavailable)
 	ask("kill while draining", http.MethodPut, "/api/kill?connId=within",
@@ -1016,6 +1150,37 @@ func (d *apiDoc) checkRefusesUndescribed(t *testing.T) {
 		{"metrics as JSON", "GET", "/metrics", "", answer{code: 200, header: ok, body: []byte(`{}`)}},
 		{"metrics without parkd's", "GET", "/metrics", "", answer{code: 200, header: with(ok, "Content-Type", "text/plain"), body: []byte("# TYPE go_goroutines gauge\n")}},
 		{"a 404 with another status", "GET", "/nope", "NotFound", answer{code: 404, header: ok, body: []byte(`{"status":"error","error":"x"}`)}},
+		{"a history entry without instance", "GET", "/api/history", "", answer{code: 200, header: ok, body: []byte(
+			`[{"connId":"1","outcome":"ok","then":"200","code":200,"timeoutMs":10,"startedAt":"2026-11-27T06:16:35.136Z","endedAt":"2026-11-27T06:16:35.146Z","durationMs":10,"bytesSent":15,"remoteAddr":"127.0.0.1:1"}]`)}},
+		{"a history entry with another outcome", "GET", "/api/history", "", answer{code: 200, header: ok, body: []byte(
+			`[{"connId":"1","outcome":"rejected","then":"200","code":200,"timeoutMs":10,"startedAt":"2026-11-27T06:16:35.136Z","endedAt":"2026-11-27T06:16:35.146Z","durationMs":10,"bytesSent":15,"remoteAddr":"127.0.0.1:1","instance":"a:1"}]`)}},
+		{"a history entry whose then is empty", "GET", "/api/history", "", answer{code: 200, header: ok, body: []byte(
+			`[{"connId":"1","outcome":"abandoned","then":"","code":null,"timeoutMs":10,"startedAt":"2026-11-27T06:16:35.136Z","endedAt":"2026-11-27T06:16:35.146Z","durationMs":10,"bytesSent":0,"remoteAddr":"127.0.0.1:1","instance":"a:1"}]`)}},
+		{"a history entry whose code is text", "GET", "/api/history", "", answer{code: 200, header: ok, body: []byte(
+			`[{"connId":"1","outcome":"ok","then":"200","code":"200","timeoutMs":10,"startedAt":"2026-11-27T06:16:35.136Z","endedAt":"2026-11-27T06:16:35.146Z","durationMs":10,"bytesSent":15,"remoteAddr":"127.0.0.1:1","instance":"a:1"}]`)}},
+		{"a history entry with an id", "GET", "/api/history", "", answer{code: 200, header: ok, body: []byte(
+			`[{"id":"7","connId":"1","outcome":"ok","then":"200","code":200,"timeoutMs":10,"startedAt":"2026-11-27T06:16:35.136Z","endedAt":"2026-11-27T06:16:35.146Z","durationMs":10,"bytesSent":15,"remoteAddr":"127.0.0.1:1","instance":"a:1"}]`)}},
+		{"a history that is an object", "GET", "/api/history", "", answer{code: 200, header: ok, body: []byte(`{}`)}},
+		{"a page without its policy", "GET", "/", "", answer{code: 200, header: with(ok, "Content-Type", "text/html; charset=utf-8", "X-Content-Type-Options", "nosniff"), body: []byte("<!doctype html>")}},
+		{"a page as JSON", "GET", "/", "", answer{code: 200, header: with(ok, "Content-Security-Policy", dashboard.ContentSecurityPolicy, "X-Content-Type-Options", "nosniff"), body: []byte(`{}`)}},
+		{"a page without a charset", "GET", "/", "", answer{code: 200, header: with(ok, "Content-Type", "text/html", "Content-Security-Policy", dashboard.ContentSecurityPolicy, "X-Content-Type-Options", "nosniff"), body: []byte("<!doctype html>")}},
+		{"a script that may be sniffed", "GET", "/dashboard/app.js", "", answer{code: 200, header: with(ok, "Content-Type", "text/javascript; charset=utf-8", "Cache-Control", "no-cache"), body: []byte("x")}},
+		{"an icon that is not SVG", "GET", "/dashboard/icon.svg", "", answer{code: 200, header: with(ok, "Content-Type", "image/svg+xml", "Cache-Control", "no-cache", "X-Content-Type-Options", "nosniff"), body: []byte("PNG")}},
+		{"an asset as HTML", "GET", "/dashboard/app.js", "", answer{code: 200, header: with(ok, "Content-Type", "text/html; charset=utf-8", "Cache-Control", "no-cache", "X-Content-Type-Options", "nosniff"), body: []byte("<p>")}},
+		{"a stream without Cache-Control", "GET", "/api/events", "", answer{code: 200, header: with(ok, "Content-Type", "text/event-stream", "X-Accel-Buffering", "no", "Connection", "close"), body: []byte("retry: 1000\n\nevent: snapshot\ndata: []\n\n")}},
+		{"a stream kept alive", "GET", "/api/events", "", answer{code: 200, header: with(ok, "Content-Type", "text/event-stream", "Cache-Control", "no-cache", "X-Accel-Buffering", "no", "Connection", "keep-alive"), body: []byte("retry: 1000\n\nevent: snapshot\ndata: []\n\n")}},
+		{"a stream without its retry", "GET", "/api/events", "", answer{code: 200, header: with(ok, "Content-Type", "text/event-stream", "Cache-Control", "no-cache", "X-Accel-Buffering", "no", "Connection", "close"), body: []byte("event: snapshot\ndata: []\n\n")}},
+		{"a stream whose snapshot has an id", "GET", "/api/events", "", answer{code: 200, header: with(ok, "Content-Type", "text/event-stream", "Cache-Control", "no-cache", "X-Accel-Buffering", "no", "Connection", "close"), body: []byte("retry: 1000\n\nid: 1\nevent: snapshot\ndata: []\n\n")}},
+		{"a stream with another event", "GET", "/api/events", "", answer{code: 200, header: with(ok, "Content-Type", "text/event-stream", "Cache-Control", "no-cache", "X-Accel-Buffering", "no", "Connection", "close"), body: []byte("retry: 1000\n\nevent: snapshot\ndata: []\n\nid: 2\nevent: killed\ndata: {}\n\n")}},
+		{"a missing asset with another status", "GET", "/dashboard/nope.js", "", answer{code: 404, header: ok, body: []byte(`{"status":"error","error":"x"}`)}},
+		{"a Parkd-Cluster other than ok or degraded", "GET", "/api/serverStatus", "", answer{code: 200, header: with(ok, "Parkd-Cluster", "partial"), body: []byte(`{}`)}},
+		{"a resource with an empty instance", "GET", "/api/requests/1", "", answer{code: 200, header: ok, body: []byte(
+			`{"connId":"1","timeoutMs":10,"remainingMs":5,"startedAt":"2026-11-27T06:16:35.136Z","deadline":"2026-11-27T06:16:35.146Z","remoteAddr":"127.0.0.1:1","then":"200","phase":"waiting","bytesSent":0,"instance":""}`)}},
+		{"a kill's 503 with another sentence", "PUT", "/api/kill", "", answer{code: 503, header: ok, body: []byte(`{"status":"error","error":"try later"}`)}},
+		{"a kill's 503 with a Retry-After other than 1", "PUT", "/api/kill", "", answer{code: 503, header: with(ok, "Retry-After", "5"), body: []byte(`{"status":"error","error":"cluster store unreachable"}`)}},
+		{"a GET's 503 naming an instance", "GET", "/api/requests/1", "", answer{code: 503, header: ok, body: []byte(`{"status":"error","error":"instance b unreachable"}`)}},
+		{"a readyz 503 that says degraded", "GET", "/readyz", "", answer{code: 503, header: ok, body: []byte(`{"status":"degraded"}`)}},
+		{"a 503 on a listing", "GET", "/api/serverStatus", "", answer{code: 503, header: ok, body: []byte(`{"status":"error","error":"cluster store unreachable"}`)}},
 	} {
 		req, err := http.NewRequest(tt.method, "http://parkd"+tt.path, nil)
 		if err != nil {
@@ -1030,4 +1195,605 @@ func (d *apiDoc) checkRefusesUndescribed(t *testing.T) {
 			t.Errorf("%s: %s %s answering %v %v passes the check", tt.name, tt.method, tt.path, tt.a, tt.a.header)
 		}
 	}
+}
+
+// historyParks is how many parks endForHistory answers at once: more than
+// a history answer gives by default.
+const historyParks = 101
+
+// endForHistory ends requests for checkRoutes' history cases: historyParks
+// parks answered at once (h-0, h-1, ...), one whose client leaves (gone)
+// and one reset at its deadline (reset-h). It returns once the last two are
+// in the history: their endings are recorded after the client's side has
+// seen them.
+func endForHistory(t *testing.T, ts *testServer) {
+	t.Helper()
+	for i := range historyParks {
+		path := parkPath(fmt.Sprintf("h-%d", i), "0")
+		if a, err := fetch(ts, http.MethodGet, path, "", ""); err != nil || a.code != http.StatusOK {
+			t.Fatalf("GET %s: %v, %v", path, a, err)
+		}
+	}
+	gone := dialKept(t, ts.addr)
+	if _, err := io.WriteString(gone.c, getRequest(parkPath("gone", "600"))); err != nil {
+		t.Fatalf("parking gone: %v", err)
+	}
+	awaitBody(t, ts, "/api/requests/gone", `"connId":"gone"`)
+	gone.c.Close()
+	if a, err := dialKept(t, ts.addr).exchange(http.MethodGet, getRequest(park("reset-h", "&timeout=0&then=reset"))); err == nil {
+		t.Fatalf("then=reset answered %v", a)
+	}
+	awaitBody(t, ts, "/api/history?connId=gone", `"outcome":"abandoned"`)
+	awaitBody(t, ts, "/api/history?connId=reset-h", `"then":"reset"`)
+}
+
+// awaitBody asks for path until the answer holds part, within waitBound.
+func awaitBody(t *testing.T, ts *testServer, path, part string) {
+	t.Helper()
+	end := time.Now().Add(waitBound)
+	for {
+		a, err := fetch(ts, http.MethodGet, path, "", "")
+		if err == nil && strings.Contains(string(a.body), part) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("GET %s never held %s: last %v, %v", path, part, a, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// historyRecord is what the history cases look at in an entry; the
+// document checks the rest.
+type historyRecord struct {
+	ConnID  string  `json:"connId"`
+	Outcome string  `json:"outcome"`
+	Then    *string `json:"then"`
+	Code    *int    `json:"code"`
+}
+
+// historyIs says whether an answer is a history array of from to upto
+// entries, each of which every (when not nil) accepts.
+func historyIs(from, upto int, every func(historyRecord) string) func(answer) string {
+	return func(a answer) string {
+		var hs []historyRecord
+		if err := json.Unmarshal(a.body, &hs); err != nil {
+			return "is not a history array: " + err.Error()
+		}
+		if len(hs) < from || len(hs) > upto {
+			return fmt.Sprintf("has %d entries, want %d to %d", len(hs), from, upto)
+		}
+		for i, h := range hs {
+			if every == nil {
+				break
+			}
+			if why := every(h); why != "" {
+				return fmt.Sprintf("has entry %d (%s), which %s", i, h.ConnID, why)
+			}
+		}
+		return ""
+	}
+}
+
+// outcomeIs says whether an entry has outcome, and connID unless it is "".
+func outcomeIs(connID, outcome string) func(historyRecord) string {
+	return func(h historyRecord) string {
+		if h.Outcome != outcome || connID != "" && h.ConnID != connID {
+			return fmt.Sprintf("is %s %s, want %s %s", h.ConnID, h.Outcome, connID, outcome)
+		}
+		return ""
+	}
+}
+
+// entryIs says whether an entry is connID's, with outcome, then ("" for
+// null) and code (0 for null).
+func entryIs(connID, outcome, then string, code int) func(historyRecord) string {
+	return func(h historyRecord) string {
+		got, want := "null", "null"
+		if h.Then != nil {
+			got = *h.Then
+		}
+		if then != "" {
+			want = then
+		}
+		got, want = got+" code ", want+" code "
+		if h.Code != nil {
+			got += fmt.Sprint(*h.Code)
+		} else {
+			got += "null"
+		}
+		if code != 0 {
+			want += fmt.Sprint(code)
+		} else {
+			want += "null"
+		}
+		if why := outcomeIs(connID, outcome)(h); why != "" || got != want {
+			return fmt.Sprintf("is %s %s then %s, want %s %s then %s", h.ConnID, h.Outcome, got, connID, outcome, want)
+		}
+		return ""
+	}
+}
+
+// contentTypeIs says whether an answer's Content-Type is exactly ct.
+func contentTypeIs(ct string) func(answer) string {
+	return func(a answer) string {
+		if got := a.header.Get("Content-Type"); got != ct {
+			return "has the Content-Type " + got + ", want " + ct
+		}
+		return ""
+	}
+}
+
+// eventStream is a client of GET /api/events on a connection of its own,
+// read as raw bytes: the head as sent (net/http drops Connection: close),
+// then the chunked body.
+type eventStream struct {
+	c      net.Conn
+	code   int
+	header http.Header
+	body   *bufio.Reader
+	read   []byte // the body read so far
+}
+
+// sseBlock is one block of an event stream: an event's fields, or the
+// opening retry.
+type sseBlock struct{ retry, id, event, data string }
+
+// openEvents asks addr for the event stream, with Last-Event-ID lastID
+// unless it is "", and reads the answer's head.
+func openEvents(t *testing.T, addr, lastID string) *eventStream {
+	t.Helper()
+	k := dialKept(t, addr)
+	var extra []string
+	if lastID != "" {
+		extra = append(extra, "Last-Event-ID: "+lastID+"\r\n")
+	}
+	if _, err := io.WriteString(k.c, getRequest("/api/events", extra...)); err != nil {
+		t.Fatalf("GET /api/events: %v", err)
+	}
+	tp := textproto.NewReader(k.br)
+	line, err := tp.ReadLine()
+	if err != nil {
+		t.Fatalf("GET /api/events: %v", err)
+	}
+	s := &eventStream{c: k.c}
+	if _, err := fmt.Sscanf(line, "HTTP/1.1 %d", &s.code); err != nil {
+		t.Fatalf("GET /api/events: the status line %q", line)
+	}
+	head, err := tp.ReadMIMEHeader()
+	if err != nil {
+		t.Fatalf("GET /api/events: %v", err)
+	}
+	s.header = http.Header(head)
+	if s.code != http.StatusOK || s.header.Get("Transfer-Encoding") != "chunked" {
+		t.Fatalf("GET /api/events: %s, %v; want a chunked 200", line, s.header)
+	}
+	s.body = bufio.NewReader(httputil.NewChunkedReader(k.br))
+	return s
+}
+
+// next reads the next block that is not a comment, within waitBound.
+func (s *eventStream) next(t *testing.T) sseBlock {
+	t.Helper()
+	if err := s.c.SetReadDeadline(time.Now().Add(waitBound)); err != nil {
+		t.Fatal(err)
+	}
+	var b sseBlock
+	for {
+		line, err := s.body.ReadString('\n')
+		s.read = append(s.read, line...)
+		if err != nil {
+			t.Fatalf("reading the event stream: %v, after %s", err, clip(s.read))
+		}
+		line = strings.TrimSuffix(line, "\n")
+		field, value, _ := strings.Cut(line, ": ")
+		switch {
+		case line == "":
+			if b != (sseBlock{}) {
+				return b
+			}
+		case strings.HasPrefix(line, ":"): // a comment, such as the keep-alive
+		case field == "retry":
+			b.retry = value
+		case field == "id":
+			b.id = value
+		case field == "event":
+			b.event = value
+		case field == "data":
+			b.data = value
+		default:
+			t.Fatalf("an event stream line %q", line)
+		}
+	}
+}
+
+// jsonSchema is the schema of the JSON body the document gives GET path
+// answering code.
+func (d *apiDoc) jsonSchema(t *testing.T, path string, code int) *openapi3.Schema {
+	t.Helper()
+	if item := d.doc.Paths.Value(path); item != nil && item.Get != nil {
+		if ref := item.Get.Responses.Status(code); ref != nil {
+			if mt := ref.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
+				return mt.Schema.Value
+			}
+		}
+	}
+	t.Fatalf("the document gives GET %s no JSON %d", path, code)
+	return nil
+}
+
+// checkData fails t unless an event's data is one JSON value that schema
+// accepts.
+func checkData(t *testing.T, what string, schema *openapi3.Schema, b sseBlock) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(b.data), &v); err != nil {
+		t.Errorf("%s: the data %s is not JSON: %v", what, clip([]byte(b.data)), err)
+		return
+	}
+	if err := schema.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		t.Errorf("%s: the document does not describe the data %s:\n%v", what, clip([]byte(b.data)), err)
+	}
+}
+
+// checkEvents reads the event stream of a server of its own: the head,
+// the snapshot (its data the array of GET /api/requests), the replay of
+// an ending after Last-Event-ID, and a live parked and finished event,
+// each checked against the document; then the 503 a new stream gets once
+// the server's event hub has closed, as it does when a shutdown has
+// drained.
+func (d *apiDoc) checkEvents(t *testing.T) {
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	ts := startServer(t, testConfig())
+	p := newParker(t, &wg, ts)
+	p.hold("ev-held", "600")
+	if a, err := fetch(ts, http.MethodGet, parkPath("ev-done", "0"), "", ""); err != nil || a.code != http.StatusOK {
+		t.Fatalf("parking ev-done: %v, %v", a, err)
+	}
+	listing := d.jsonSchema(t, "/api/requests", http.StatusOK)
+	entries := d.jsonSchema(t, "/api/history", http.StatusOK)
+	if entries.Items == nil {
+		t.Fatal("the document's history is not an array")
+	}
+	entry := entries.Items.Value
+	resource := d.jsonSchema(t, "/api/requests/{connId}", http.StatusOK)
+	stream := func(what string, s *eventStream) {
+		t.Helper()
+		d.checkAgainst(t, what, http.MethodGet, "/api/events", "", 0, answer{code: s.code, header: s.header, body: s.read})
+	}
+
+	// "0" comes before every id: the replay is every ending kept, ev-done's.
+	s := openEvents(t, ts.addr, "0")
+	if b := s.next(t); b != (sseBlock{retry: "1000"}) {
+		t.Errorf("the stream opens with %+v, want retry: 1000 alone", b)
+	}
+	snap := s.next(t)
+	if snap.event != "snapshot" || snap.id != "" || !strings.Contains(snap.data, `"connId":"ev-held"`) {
+		t.Errorf("the first event is %+v, want a snapshot without an id, listing ev-held", snap)
+	}
+	checkData(t, "the snapshot", listing, snap)
+	replay := s.next(t)
+	if replay.event != "finished" || replay.id == "" || !strings.Contains(replay.data, `"connId":"ev-done"`) {
+		t.Errorf("after the snapshot, %+v; want the replay of ev-done's ending", replay)
+	}
+	checkData(t, "the replayed ending", entry, replay)
+	stream("the stream's head, snapshot and replay", s)
+
+	live := p.hold("ev-live", "600")
+	parked := s.next(t)
+	for parked.event == "parked" && strings.Contains(parked.data, `"connId":"ev-held"`) {
+		parked = s.next(t) // ev-held may have been published after the stream began
+	}
+	if parked.event != "parked" || parked.id == "" || !strings.Contains(parked.data, `"connId":"ev-live"`) {
+		t.Errorf("after parking ev-live, %+v; want its parked event", parked)
+	}
+	checkData(t, "the parked event", resource, parked)
+	if a, err := fetch(ts, http.MethodDelete, "/api/requests/ev-live", "", ""); err != nil || a.code != http.StatusNoContent {
+		t.Fatalf("DELETE /api/requests/ev-live: %v, %v", a, err)
+	}
+	live.await(t)
+	ended := s.next(t)
+	if ended.event != "finished" || ended.id == "" || !strings.Contains(ended.data, `"connId":"ev-live","outcome":"killed"`) {
+		t.Errorf("after killing ev-live, %+v; want its finished event", ended)
+	}
+	checkData(t, "the finished event", entry, ended)
+	stream("the stream with live events", s)
+	s.c.Close()
+
+	ts.s.hub.Close() // what serve does once the drain is over
+	a, err := fetch(ts, http.MethodGet, "/api/events", "", "")
+	if err != nil || a.code != http.StatusServiceUnavailable || string(a.body) != bodyShuttingDown {
+		t.Errorf("GET /api/events once the hub has closed: %v, %v; want 503 %s", a, err, bodyShuttingDown)
+	}
+	d.checkAgainst(t, "GET /api/events once the hub has closed", http.MethodGet, "/api/events", "", 0, a)
+}
+
+// The instances of checkCluster: a space, which a name and a Redis key may
+// hold.
+const (
+	clusterA = "openapi a"
+	clusterB = "openapi b"
+)
+
+// clusterEventID is the form of an event id in cluster mode: a Redis
+// stream id.
+var clusterEventID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
+
+// clusterAsk is one request to an instance of checkCluster's cluster.
+type clusterAsk struct {
+	what               string
+	node               *clusterNode
+	method, path, body string // a body is sent as application/json
+	code               int
+	cluster            string // the Parkd-Cluster the answer must carry; "" for none
+	retryAfter         bool   // it must carry Retry-After: 1
+	want               func(answer) string
+}
+
+// ask sends q, checks its status, Parkd-Instance, Parkd-Cluster and
+// Retry-After, and checks the answer against the document.
+func (d *apiDoc) ask(t *testing.T, q clusterAsk) answer {
+	t.Helper()
+	ct := ""
+	if q.body != "" {
+		ct = "application/json"
+	}
+	a, err := fetch(q.node.testServer, q.method, q.path, q.body, ct)
+	if err != nil {
+		t.Fatalf("%s: %s %s on %s: %v", q.what, q.method, q.path, q.node.name, err)
+	}
+	if a.code != q.code {
+		t.Errorf("%s: %s %s on %s: got %v, want %d", q.what, q.method, q.path, q.node.name, a, q.code)
+	}
+	if got := a.header.Get("Parkd-Instance"); got != q.node.name {
+		t.Errorf("%s: Parkd-Instance is %q, want %q", q.what, got, q.node.name)
+	}
+	if got := a.header.Get(headerCluster); got != q.cluster {
+		t.Errorf("%s: %s is %q, want %q", q.what, headerCluster, got, q.cluster)
+	}
+	// kin-openapi lets a header the document does not list through.
+	if q.cluster != "" && !d.listsHeader(q.method, q.path, a.code, headerCluster) {
+		t.Errorf("%s: the document does not list %s on the %d of %s %s", q.what, headerCluster, a.code, q.method, q.path)
+	}
+	if got := a.header.Get("Retry-After"); q.retryAfter != (got == "1") {
+		t.Errorf("%s: Retry-After is %q, want it only with a store refusal", q.what, got)
+	}
+	if q.want != nil {
+		if why := q.want(a); why != "" {
+			t.Errorf("%s: the answer %v %s", q.what, a, why)
+		}
+	}
+	d.checkAgainst(t, q.what, q.method, q.path, "", 0, a)
+	return a
+}
+
+// listsHeader says whether the document lists header on the answer code
+// of method path.
+func (d *apiDoc) listsHeader(method, path string, code int, header string) bool {
+	req, err := http.NewRequest(method, "http://parkd"+path, nil)
+	if err != nil {
+		return false
+	}
+	route, _, err := d.router.FindRoute(req)
+	if err != nil {
+		return false
+	}
+	ref := route.Operation.Responses.Status(code)
+	return ref != nil && ref.Value.Headers[header] != nil
+}
+
+// instancesAre says whether an answer is a resource listing (or one
+// resource) whose requests are exactly want, connId to instance.
+func instancesAre(want map[string]string) func(answer) string {
+	return func(a answer) string {
+		type resource struct {
+			ConnID   string  `json:"connId"`
+			Instance *string `json:"instance"`
+		}
+		var list []resource
+		if err := json.Unmarshal(a.body, &list); err != nil {
+			var one resource
+			if err := json.Unmarshal(a.body, &one); err != nil {
+				return "is not a resource listing: " + err.Error()
+			}
+			list = []resource{one}
+		}
+		got := map[string]string{}
+		for _, r := range list {
+			if r.Instance == nil {
+				return "lists " + r.ConnID + " without instance"
+			}
+			got[r.ConnID] = *r.Instance
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Sprintf("lists %v, want %v", got, want)
+		}
+		return ""
+	}
+}
+
+// storeRefusal is the body of an answer refused because Redis cannot be
+// reached.
+const storeRefusal = `{"status":"error","error":"cluster store unreachable"}`
+
+// checkCluster runs two instances of one cluster against a real
+// redis-server and checks their answers of section 9 against the document:
+// listings that hold both instances' requests, another instance's request,
+// a kill and a DELETE passed to the instance holding the request, a 409
+// across instances, the cluster's history and events (an id written on one
+// instance resumes a stream on the other); then, with the redis-server
+// stopped (SIGSTOP), the degraded answers; and after SIGCONT, the whole
+// cluster again.
+func (d *apiDoc) checkCluster(t *testing.T) {
+	r := startRedis(t, redisOptions{})
+	// sh's kill builtin: syscall has no SIGSTOP on every system this file
+	// is built for.
+	sh := needProgram(t, "sh", "dash")
+	signal := func(sig string) {
+		t.Helper()
+		if out, err := exec.Command(sh, "-c", `kill -s "$1" "$2"`, "sh", sig, strconv.Itoa(r.pid())).CombinedOutput(); err != nil {
+			t.Fatalf("kill -s %s redis-server: %v %s", sig, err, out)
+		}
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	a := startClusterNode(t, clusterConfigFor(r, clusterA))
+	b := startClusterNode(t, clusterConfigFor(r, clusterB))
+	pa, pb := newParker(t, &wg, a.testServer), newParker(t, &wg, b.testServer)
+	pa.hold("c-a", "600")
+	pb.hold("c-b", "600")
+	both := map[string]string{"c-a": clusterA, "c-b": clusterB}
+
+	d.ask(t, clusterAsk{what: "a listing on a", node: a, method: "GET", path: "/api/requests", code: 200, cluster: "ok", want: instancesAre(both)})
+	d.ask(t, clusterAsk{what: "serverStatus on b", node: b, method: "GET", path: "/api/serverStatus", code: 200, cluster: "ok", want: contains(`"c-a":"`, `"c-b":"`)})
+	d.ask(t, clusterAsk{what: "b's request on a", node: a, method: "GET", path: "/api/requests/c-b", code: 200, cluster: "ok", want: instancesAre(map[string]string{"c-b": clusterB})})
+	d.ask(t, clusterAsk{what: "a request no instance holds", node: a, method: "GET", path: "/api/requests/nobody", code: 404, cluster: "ok"})
+	d.ask(t, clusterAsk{what: "a park on a of b's connId", node: a, method: "GET", path: parkPath("c-b", "1"), code: 409, want: bodyIs(`{"status":"error","error":"connId c-b is already running"}`)})
+
+	// A kill and a DELETE on the instance that does not hold the request.
+	held := pb.hold("k-b", "600")
+	d.ask(t, clusterAsk{what: "a kill on a of b's request", node: a, method: "PUT", path: "/api/kill", body: `{"connId":"k-b"}`, code: 200, want: bodyIs(bodyOK)})
+	h := held.await(t)
+	if h.code != http.StatusInternalServerError || string(h.body) != bodyKilled || h.header.Get("Parkd-Instance") != clusterB {
+		t.Errorf("b's request killed on a: got %v from %q, want 500 %s from %s", h, h.header.Get("Parkd-Instance"), bodyKilled, clusterB)
+	}
+	d.checkAgainst(t, "b's request killed on a", http.MethodGet, held.path, "", 0, h)
+	held = pa.hold("d-a", "600")
+	d.ask(t, clusterAsk{what: "a DELETE on b of a's request", node: b, method: "DELETE", path: "/api/requests/d-a?then=503", code: 204, want: bodyIs("")})
+	h = held.await(t)
+	if h.code != http.StatusServiceUnavailable || string(h.body) != bodyKilled || h.header.Get("Parkd-Instance") != clusterA {
+		t.Errorf("a's request deleted on b: got %v from %q, want 503 %s from %s", h, h.header.Get("Parkd-Instance"), bodyKilled, clusterA)
+	}
+	d.checkAgainst(t, "a's request deleted on b", http.MethodGet, held.path, "", 0, h)
+	d.ask(t, clusterAsk{what: "a kill no instance can do", node: b, method: "PUT", path: "/api/kill?connId=nobody", code: 400, want: bodyIs(`{"status":"invalid connection Id : nobody"}`)})
+	d.ask(t, clusterAsk{what: "a DELETE no instance can do", node: a, method: "DELETE", path: "/api/requests/nobody", code: 404})
+
+	// An instance that is live but never answers a kill: one registered in
+	// Redis by hand (the keys docs/cluster.md lists), with no parkd behind
+	// it, as a frozen instance would look.
+	const ghost = "openapi ghost"
+	r.doT(t, "SET", "parkd:inst:"+ghost, "live", "PX", "60000")
+	r.doT(t, "SADD", "parkd:instances", ghost)
+	r.doT(t, "HSET", "parkd:parked:"+ghost, "g-1", fmt.Sprintf("1|%d|600000|0|0|15|200|127.0.0.1:1", time.Now().UnixMilli()))
+	unreachable := bodyIs(`{"status":"error","error":"instance ` + ghost + ` unreachable"}`)
+	d.ask(t, clusterAsk{what: "the silent instance's request", node: a, method: "GET", path: "/api/requests/g-1", code: 200, cluster: "ok", want: instancesAre(map[string]string{"g-1": ghost})})
+	d.ask(t, clusterAsk{what: "a kill of the silent instance's request", node: a, method: "PUT", path: "/api/kill?connId=g-1", code: 503, want: unreachable})
+	d.ask(t, clusterAsk{what: "a DELETE of the silent instance's request", node: b, method: "DELETE", path: "/api/requests/g-1?then=reset", code: 503, want: unreachable})
+	r.doT(t, "DEL", "parkd:inst:"+ghost, "parkd:parked:"+ghost)
+	r.doT(t, "SREM", "parkd:instances", ghost)
+
+	// The history is the cluster's: both endings, on either instance.
+	awaitBody(t, b.testServer, "/api/history?connId=d-a", `"instance":"`+clusterA+`"`)
+	d.ask(t, clusterAsk{what: "the history on b", node: b, method: "GET", path: "/api/history", code: 200, cluster: "ok",
+		want: contains(`"connId":"k-b","outcome":"killed"`, `"instance":"`+clusterA+`"`, `"instance":"`+clusterB+`"`)})
+
+	d.checkClusterEvents(t, a, b, pb)
+
+	// Redis stopped: a answers from what it holds alone. The first listing
+	// to find Redis silent (within a second) turns it degraded.
+	signal("STOP")
+	t.Cleanup(func() { signal("CONT") }) // before the instances leave the cluster through it
+	for end := time.Now().Add(waitBound); ; time.Sleep(20 * time.Millisecond) {
+		st, err := fetch(a.testServer, http.MethodGet, "/api/serverStatus", "", "")
+		if err == nil && st.header.Get(headerCluster) == "degraded" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("a is not degraded %v after Redis stopped: %v, %v", waitBound, st, err)
+		}
+	}
+	own := map[string]string{"c-a": clusterA}
+	d.ask(t, clusterAsk{what: "a park, Redis stopped", node: a, method: "GET", path: parkPath("new", "1"), code: 503, retryAfter: true, want: bodyIs(storeRefusal)})
+	d.ask(t, clusterAsk{what: "a kill of b's request, Redis stopped", node: a, method: "PUT", path: "/api/kill?connId=c-b", code: 503, retryAfter: true, want: bodyIs(storeRefusal)})
+	d.ask(t, clusterAsk{what: "a kill of an unknown id, Redis stopped", node: a, method: "PUT", path: "/api/kill", body: `{"connId":"nobody"}`, code: 503, retryAfter: true, want: bodyIs(storeRefusal)})
+	d.ask(t, clusterAsk{what: "a GET of an unknown id, Redis stopped", node: a, method: "GET", path: "/api/requests/nobody", code: 503, cluster: "degraded", retryAfter: true, want: bodyIs(storeRefusal)})
+	d.ask(t, clusterAsk{what: "a DELETE of b's request, Redis stopped", node: a, method: "DELETE", path: "/api/requests/c-b", code: 503, retryAfter: true, want: bodyIs(storeRefusal)})
+	d.ask(t, clusterAsk{what: "a's listing, Redis stopped", node: a, method: "GET", path: "/api/requests", code: 200, cluster: "degraded", want: instancesAre(own)})
+	d.ask(t, clusterAsk{what: "a's serverStatus, Redis stopped", node: a, method: "GET", path: "/api/serverStatus", code: 200, cluster: "degraded", want: func(a answer) string {
+		if !strings.HasPrefix(string(a.body), `{"c-a":"`) || strings.Count(string(a.body), ":") != 1 {
+			return "does not list a's c-a alone"
+		}
+		return ""
+	}})
+	d.ask(t, clusterAsk{what: "a's own request, Redis stopped", node: a, method: "GET", path: "/api/requests/c-a", code: 200, cluster: "degraded", want: instancesAre(own)})
+	d.ask(t, clusterAsk{what: "a's history, Redis stopped", node: a, method: "GET", path: "/api/history", code: 200, cluster: "degraded"})
+	d.ask(t, clusterAsk{what: "readyz, Redis stopped", node: a, method: "GET", path: "/readyz", code: 503, retryAfter: true, want: bodyIs(storeRefusal)})
+	s := openEvents(t, a.addr, "")
+	s.next(t) // retry
+	if snap := s.next(t); snap.event != "snapshot" || !strings.Contains(snap.data, `"connId":"c-a"`) || strings.Contains(snap.data, `"connId":"c-b"`) {
+		t.Errorf("a's stream, Redis stopped: %+v, want a snapshot of a's c-a alone", snap)
+	}
+	if got := s.header.Get(headerCluster); got != "degraded" {
+		t.Errorf("a's stream, Redis stopped: %s is %q, want degraded", headerCluster, got)
+	}
+	d.checkAgainst(t, "a's stream, Redis stopped", http.MethodGet, "/api/events", "", 0, answer{code: s.code, header: s.header, body: s.read})
+	s.c.Close()
+
+	// Back: whole within a moment, b's request listed on a again.
+	signal("CONT")
+	for end := time.Now().Add(waitBound); ; time.Sleep(20 * time.Millisecond) {
+		rz, err := fetch(a.testServer, http.MethodGet, "/readyz", "", "")
+		ls, err2 := fetch(a.testServer, http.MethodGet, "/api/requests", "", "")
+		if err == nil && err2 == nil && rz.code == http.StatusOK && ls.header.Get(headerCluster) == "ok" && instancesAre(both)(ls) == "" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("a is not whole %v after Redis came back: readyz %v, listing %v (%v, %v)", waitBound, rz, ls, err, err2)
+		}
+	}
+	d.ask(t, clusterAsk{what: "readyz, Redis back", node: a, method: "GET", path: "/readyz", code: 200})
+	d.ask(t, clusterAsk{what: "a's listing, Redis back", node: a, method: "GET", path: "/api/requests", code: 200, cluster: "ok", want: instancesAre(both)})
+}
+
+// checkClusterEvents reads a's event stream: the cluster's snapshot, and a
+// parked event of a request b holds, whose id has the cluster's form; then
+// a stream on b resumes after that id with the request's ending.
+func (d *apiDoc) checkClusterEvents(t *testing.T, a, b *clusterNode, pb parker) {
+	listing := d.jsonSchema(t, "/api/requests", http.StatusOK)
+	resource := d.jsonSchema(t, "/api/requests/{connId}", http.StatusOK)
+	entry := d.jsonSchema(t, "/api/history", http.StatusOK).Items.Value
+	stream := func(what string, s *eventStream) {
+		t.Helper()
+		if got := s.header.Get(headerCluster); got != "ok" {
+			t.Errorf("%s: %s is %q, want ok", what, headerCluster, got)
+		}
+		d.checkAgainst(t, what, http.MethodGet, "/api/events", "", 0, answer{code: s.code, header: s.header, body: s.read})
+	}
+
+	s := openEvents(t, a.addr, "")
+	s.next(t) // retry
+	snap := s.next(t)
+	if snap.event != "snapshot" || !strings.Contains(snap.data, `"instance":"`+clusterB+`"`) {
+		t.Errorf("a's stream opens with %+v, want a snapshot holding b's requests", snap)
+	}
+	checkData(t, "the cluster's snapshot", listing, snap)
+	held := pb.hold("ev-b", "600")
+	var parked sseBlock
+	for range 10 { // endings that reached Redis before the stream began may come first
+		if parked = s.next(t); strings.Contains(parked.data, `"connId":"ev-b"`) {
+			break
+		}
+	}
+	if parked.event != "parked" || !clusterEventID.MatchString(parked.id) || !strings.Contains(parked.data, `"instance":"`+clusterB+`"`) {
+		t.Errorf("after parking ev-b on b, a's stream has %+v; want its parked event, with an id such as 1796198281653-0", parked)
+	}
+	checkData(t, "a parked event of b's", resource, parked)
+	stream("a's stream", s)
+	s.c.Close()
+
+	d.ask(t, clusterAsk{what: "a DELETE on a of b's ev-b", node: a, method: "DELETE", path: "/api/requests/ev-b", code: 204})
+	held.await(t)
+	// The ending reaches Redis a moment after ev-b's client has it.
+	awaitBody(t, b.testServer, "/api/history?connId=ev-b", `"outcome":"killed"`)
+	s = openEvents(t, b.addr, parked.id)
+	s.next(t) // retry
+	s.next(t) // snapshot
+	ended := s.next(t)
+	if ended.event != "finished" || !clusterEventID.MatchString(ended.id) || !strings.Contains(ended.data, `"connId":"ev-b","outcome":"killed"`) {
+		t.Errorf("b's stream after Last-Event-ID %s has %+v; want the ending of ev-b", parked.id, ended)
+	}
+	checkData(t, "a replayed ending", entry, ended)
+	stream("b's stream after a's id", s)
+	s.c.Close()
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parkd/parkd/cluster"
+	"github.com/parkd/parkd/history"
 	"github.com/parkd/parkd/registry"
 	"github.com/parkd/parkd/socket"
 	"github.com/parkd/parkd/wire"
@@ -98,10 +100,24 @@ func (s *server) park(ctx *fasthttp.RequestCtx) {
 			req.Drip = p.Shape.Drip
 		}
 	}
+	// In cluster mode the connId is made this instance's first: the claim
+	// waits on Redis before anything is parked or held here.
+	var claim cluster.Parked
+	if s.clustered() {
+		claim = s.shared(p.ConnID, remote, req.Timeout, pc.shape, req.Drip)
+		if err := s.claim(claim); err != nil {
+			s.refused(ctx, err, p.ConnID)
+			return
+		}
+		defer s.claiming.Delete(p.ConnID) // parked (or not) now: see killForOther
+	}
 	s.responding.Add(1)
 	e, err := s.reg.Park(req, pc)
 	if err != nil || e == nil {
 		s.responding.Add(-1)
+		if claim.ConnID != "" {
+			s.store.Release(claim, 0)
+		}
 	}
 	switch {
 	case err != nil:
@@ -110,6 +126,9 @@ func (s *server) park(ctx *fasthttp.RequestCtx) {
 		pc.answerAtOnce(ctx, p.ConnID, remote)
 	default:
 		pc.entry = e
+		if s.store.Publishing() {
+			s.store.PublishParked(p.ConnID, appendRequest(nil, e.Info(), s.instanceTag()))
+		}
 		if conn != nil {
 			conn.awaitHijack(pc)
 		}
@@ -181,6 +200,18 @@ func (pc *parkedConn) attach(c net.Conn) {
 // goroutine of its own, which ends with it.
 func (pc *parkedConn) hangUp(socket.Event) { go pc.entry.Abandon() }
 
+// endingState tells listings how the request will end; it may run on
+// any goroutine.
+func (pc *parkedConn) endingState() (then string, phase uint32, sent int64) {
+	if pc.shape == nil {
+		return thenText(nil), phaseWaiting, 0
+	}
+	return thenText(pc.shape), pc.shape.phase.Load(), pc.shape.sent.Load()
+}
+
+// shapeOf is what section 6 asked of the request; nil for a plain park.
+func (pc *parkedConn) shapeOf() *shaping { return pc.shape }
+
 // connLost is called when fasthttp closes the connection without running
 // attach: the request is abandoned, or, if its outcome came first, settled
 // without an answer.
@@ -190,10 +221,22 @@ func (pc *parkedConn) connLost() {
 	o := pc.outcome
 	pc.mu.Unlock()
 	if o != 0 {
+		pc.release(false)
 		pc.settle(ending{outcome: o}, nil, nil, true, nil)
 		return
 	}
 	pc.entry.Abandon()
+}
+
+// release gives the connId back to the cluster as the request ends: before
+// its answer is written, so that by the time a client has read it the
+// connId is free everywhere. Alone, it costs an interface call.
+func (pc *parkedConn) release(wait bool) {
+	d := time.Duration(0)
+	if wait {
+		d = releaseWait
+	}
+	pc.s.store.Release(cluster.Parked{ConnID: pc.entry.ConnID()}, d)
 }
 
 // Deliver is the registry's call: the outcome is decided, with the
@@ -203,6 +246,7 @@ func (pc *parkedConn) Deliver(o registry.Outcome, d registry.Detail) {
 	switch {
 	case pc.lost: // no connection to answer on
 		pc.mu.Unlock()
+		pc.release(false)
 		pc.settle(ending{outcome: o}, nil, nil, true, nil)
 		return
 	case pc.sock == nil: // still on its way to attach, which answers
@@ -236,9 +280,18 @@ func (pc *parkedConn) answer(o registry.Outcome, d registry.Detail) {
 	}
 
 	sock.Stop()
+	// A killed request's client may park its connId again at once, on any
+	// instance: its release waits a little for Redis (a kill waits on its
+	// caller's goroutine anyway). One that reached its deadline does not
+	// wait: claims give a holder past its end that long to release.
+	pc.release(o == registry.Killed)
 	if o == registry.Abandoned {
 		sock.Close()
-		pc.settle(ending{outcome: o}, sock, nil, true, nil)
+		end := ending{outcome: o}
+		if sh != nil && sh.phase.Load() == phaseBody { // its headers and part of its body had left
+			end.code, end.bytesSent, end.dripped = sh.code, sh.sent.Load(), true
+		}
+		pc.settle(end, sock, nil, true, nil)
 		return
 	}
 	if sh != nil {
@@ -438,10 +491,16 @@ func answerOf(o registry.Outcome) (code int, body string) {
 	}
 }
 
-// finished accounts for a parked request's end: a log line, the outcomes
-// counter, the endings counter, and for a timeout that elapsed (a zero
-// one aside, it never waited), how late its answer left.
+// finished accounts for a parked request's end: its history record and
+// finished event, a log line, the outcomes counter, the endings counter,
+// and for a timeout that elapsed (a zero one aside, it never waited), how
+// late its answer left.
 func (s *server) finished(connID, remote string, end ending, timeout time.Duration, deadline, ended time.Time) {
+	s.store.PublishFinished(history.Record{
+		ConnID: connID, Outcome: end.outcome.String(), Then: end.then.String(), Code: end.code,
+		Timeout: timeout, Started: deadline.Add(-timeout), Ended: ended, BytesSent: end.bytesSent,
+		RemoteAddr: remote, Instance: s.name,
+	})
 	s.metrics.outcome(end.outcome.String())
 	if end.then != 0 {
 		s.metrics.ended(end.then)
@@ -461,7 +520,7 @@ func (s *server) finished(connID, remote string, end ending, timeout time.Durati
 // adding what the client is told.
 func (s *server) refused(ctx *fasthttp.RequestCtx, err error, connID string) {
 	switch {
-	case errors.Is(err, registry.ErrDuplicate):
+	case errors.Is(err, registry.ErrDuplicate), errors.Is(err, cluster.ErrTaken):
 		err = withMessage(err, "connId "+connID+" is already running")
 	case errors.Is(err, registry.ErrFull):
 		s.metrics.outcome(outcomeRejected)

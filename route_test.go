@@ -22,7 +22,9 @@ import (
 func TestMethodNotAllowed(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, testConfig())
-	victim := ts.parkAsync(t, "X", "60")
+	// Far longer than the parallel subtests can wait for their turn in a
+	// busy suite.
+	victim := ts.parkAsync(t, "X", "3600")
 	ts.waitListed(t, "X")
 	routes := []struct {
 		path  string
@@ -85,7 +87,11 @@ func TestNotFound(t *testing.T) {
 	ts := startServer(t, testConfig())
 	const q = "?connId=nf&timeout=60"
 	tests := []struct{ method, path string }{
-		{"GET", "/"},
+		{"GET", "/index.html"},
+		{"GET", "/dashboard"},
+		{"GET", "/dashboard/"},
+		{"GET", "/dashboard/nope.js"},
+		{"GET", "/dashboard/index.html"},
 		{"GET", "/api"},
 		{"GET", "/api/"},
 		{"GET", "/nope"},
@@ -107,7 +113,7 @@ func TestNotFound(t *testing.T) {
 		{"PUT", "/api/kill/?connId=nf"},
 		{"PUT", "/api/Kill?connId=nf"},
 		{"DELETE", "/nope"},
-		{"POST", "/"},
+		{"POST", "/nope"},
 		{"OPTIONS", "/nope"},
 		{"HEAD", "/nope"},
 	}

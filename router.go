@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/fasthttp/router"
+	"github.com/parkd/parkd/dashboard"
 	"github.com/valyala/fasthttp"
 )
 
@@ -36,6 +37,14 @@ func (s *server) routes() fasthttp.RequestHandler {
 		{fasthttp.MethodGet, "/api/requests/{connId}", s.getRequest},
 		{fasthttp.MethodDelete, "/api/requests/{connId}", s.deleteRequest},
 		{fasthttp.MethodGet, "/openapi.yaml", s.openAPI},
+
+		// What happened, section 7.
+		{fasthttp.MethodGet, "/api/history", s.historyList},
+		{fasthttp.MethodGet, "/api/events", s.eventStream},
+
+		// The dashboard, section 8.
+		{fasthttp.MethodGet, "/", s.dashboardPage},
+		{fasthttp.MethodGet, dashboard.Prefix + "{asset}", s.dashboardAsset},
 	}
 
 	r := router.New()

@@ -14,6 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parkd/parkd/cluster"
+	"github.com/parkd/parkd/events"
+	"github.com/parkd/parkd/history"
 	"github.com/parkd/parkd/registry"
 	"github.com/parkd/parkd/socket"
 	"github.com/puzpuzpuz/xsync/v4"
@@ -32,16 +35,21 @@ type server struct {
 	openFiles  int                             // the open-file limit, read once at the start
 	http       *fasthttp.Server                // serves every connection that is not parked or idle
 	metrics    *metrics
-	draining   atomic.Bool  // shutdown has begun: readyz says 503, answers close
-	responding atomic.Int64 // parked requests between Park and the end of their answer
-	releasing  atomic.Bool  // a memory release is scheduled (releaseWhenIdle)
-	dates      dateCache    // the Date header of parked answers
-	listings   sync.Pool    // *listing: scratch space of serverStatus and the resource API
-	instance   []byte       // the Parkd-Instance header's value; set before serving
-	name       string       // cfg.instance: "" for the host name and the bound port
-	pad        []byte       // spaces, never written to: padded bodies are sent from it
-	drawMu     sync.Mutex   // guards draws
-	draws      *rand.Rand   // the random draws of then and jitter
+	store      cluster.Store                // the shared view: connIds, other instances, history and events
+	hub        *events.Hub                  // the event streams of this instance's clients
+	draining   atomic.Bool                  // shutdown has begun: readyz says 503, answers close
+	responding atomic.Int64                 // parked requests between Park and the end of their answer
+	releasing  atomic.Bool                  // a memory release is scheduled (releaseWhenIdle)
+	dates      dateCache                    // the Date header of parked answers
+	listings   sync.Pool                    // *listing: scratch space of serverStatus and the resource API
+	instance   []byte                       // the Parkd-Instance header's value; set before serving
+	name       string                       // cfg.instance: "" for the host name and the bound port
+	cluster    clusterConfig                // cluster mode's settings; no URL: this process alone
+	claiming   *xsync.Map[string, struct{}] // cluster mode: connIds claimed in Redis, not yet in the registry
+	ring       *history.Ring                // this instance's finished requests
+	pad        []byte                       // spaces, never written to: padded bodies are sent from it
+	drawMu     sync.Mutex                   // guards draws
+	draws      *rand.Rand                   // the random draws of then and jitter
 }
 
 // newServer builds a server from cfg; close releases what it holds. It
@@ -72,11 +80,16 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 		maxTimeout: cfg.maxTimeout,
 		grace:      cfg.grace,
 		openFiles:  files,
+		claiming:   xsync.NewMap[string, struct{}](),
 		name:       cfg.instance,
 		pad:        bytes.Repeat([]byte{' '}, 64<<10),
 		draws:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
-	s.metrics = newMetrics(s.reg, s.draining.Load, s.idle.Size, routePark)
+	s.hub = events.New()
+	s.ring = history.New(cfg.history)
+	s.store = cluster.NewStandalone(s.ring, s.hub)
+	s.cluster = clusterConfig{url: cfg.redis, prefix: cfg.redisPrefix, history: cfg.history}
+	s.metrics = newMetrics(s.reg, s.hub, s.draining.Load, s.idle.Size, routePark)
 	s.http = &fasthttp.Server{
 		Handler:      s.routes(),
 		ErrorHandler: s.requestError,
@@ -107,6 +120,8 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 }
 
 func (s *server) close() error {
+	s.store.Close()
+	s.hub.Close()
 	return s.sockets.Close()
 }
 
@@ -118,6 +133,10 @@ func (s *server) close() error {
 func (s *server) serve(ctx context.Context, ln net.Listener) int {
 	if s.instance == nil {
 		s.setInstance(ln.Addr())
+	}
+	if err := s.joinCluster(ctx); err != nil {
+		s.log.Error("cannot join the cluster", "err", err)
+		return 1
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.http.Serve(patientListener{ln, s.log}) }()
@@ -138,6 +157,9 @@ func (s *server) serve(ctx context.Context, ln net.Listener) int {
 	<-served
 	<-s.reg.Drained()
 	s.awaitAnswers()
+	// Event streams followed the drain; with nothing left to show they end,
+	// so that fasthttp's shutdown does not wait for them.
+	s.hub.Close()
 	s.closeIdle()
 	// Nothing is parked; close idle keep-alive connections and give busy
 	// ones a moment to finish their answer.

@@ -31,6 +31,11 @@ func reservedFiles(limit int) int {
 	return max(64, limit/20)
 }
 
+// releaseWait bounds how long a killed request's answer waits for its
+// connId to be released in cluster mode (docs/API.md: an answer never
+// waits on Redis for more than 25 ms).
+const releaseWait = 25 * time.Millisecond
+
 // Lingering close bounds: after an error answer sent before the request
 // was read in full, parkd reads and drops what the client still sends for
 // at most lingerTime in all, lingerIdle between two reads and lingerBytes

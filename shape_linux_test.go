@@ -286,6 +286,13 @@ func TestDripHangUp(t *testing.T) {
 	if n, _ := metricSum(t, scrape(t, ts), "parkd_outcomes_total", "outcome", "abandoned"); n != 1 {
 		t.Errorf("outcome abandoned counted %v times, want 1", n)
 	}
+	// Its history says what had left: the headers' code, and the body
+	// bytes sent before the client went.
+	es := ts.history(t, "?connId=dh")
+	if len(es) != 1 || es[0].Outcome != "abandoned" || es[0].Then != nil || es[0].Code == nil || *es[0].Code != 200 ||
+		es[0].BytesSent >= 100 {
+		t.Errorf("history of dh: %+v, want abandoned, then null, code 200, part of its body", es)
+	}
 }
 
 // Shutdown goes by the last byte: a request whose last byte falls within

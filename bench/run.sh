@@ -8,6 +8,8 @@
 #   PARKD_BIN=/tmp/old-parkd bench/run.sh   # measure another parkd build
 #   SECTION6=1 bench/run.sh         # also section 6, how a parked request ends
 #                                   # (about 6 minutes more); SECTION6=only: it alone
+#   SSE=1 bench/run.sh              # also the event stream (parkd only, about
+#                                   # 2 minutes more); SSE=only: it alone
 #
 # Section 6 (docs/API.md), each on a fresh server of each kind: N requests
 # dripping body=10&drip=10 (the 15-byte answer a byte every 0.67 s) with
@@ -16,6 +18,16 @@
 # with then=reset and then=close due at one instant (fault; FAULT_SPREAD=1
 # spreads them over SPREAD); KT_N parked requests killed with then=503,
 # reset, close, garbage and truncate in turn (killthen).
+#
+# The event stream (docs/API.md section 7), parkd only (the twin has none),
+# each on a fresh server: the large run's park phase (N parked, deadlines
+# over SPREAD, kills, serverStatus samples) without subscribers, then with
+# SSE_SUBS subscribers to /api/events reading every event, then with them
+# and one more subscriber that reads its snapshot and then nothing (the
+# server must drop it). Prints the parking figures side by side with the
+# ratio with / without, the events' lateness, the server's CPU per
+# delivered event (CPU over the phase with − without, over the events
+# delivered), and what became of the stuck subscriber.
 #
 # Needs Go and Node (for the summary). The per-process open-file limit must
 # allow N connections plus a reserve: parkd's default capacity is the limit
@@ -30,6 +42,8 @@ TP=${TP:-10s}          # throughput phase length
 SECTION6=${SECTION6:-0}             # 1: also measure section 6; only: section 6 alone
 CAP_STEPS=${CAP_STEPS:-500,1000,2000,5000,10000,19000}  # drip-capacity's steps
 KT_N=${KT_N:-$N}                    # killthen's parked requests
+SSE=${SSE:-0}                       # 1: also the event stream; only: it alone
+SSE_SUBS=${SSE_SUBS:-20}            # event-stream subscribers
 out=${OUT:-$(mktemp -d)}
 # With two cores or more, the server runs on core 0 and the load tool on
 # core 1, so neither steals the other's CPU and a figure is the server's
@@ -47,18 +61,7 @@ if [ -n "${PARKD_BIN:-}" ]; then cp "$PARKD_BIN" "$bin/parkd"; else go build -o 
 go build -o "$bin/twin" ./bench/twin
 go build -o "$bin/parkload" ./bench/parkload
 
-# free_port picks an unused loopback port below the ephemeral range (so no
-# client socket holds it), checked with bash's /dev/tcp: refused = free.
-free_port() {
-	local p
-	while :; do
-		p=$((10000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
+. bench/lib.sh # free_port, wait_port
 
 # start_server KIND PORT: runs parkd or the twin quietly (no per-request
 # logs: the twin writes none either) and waits until it answers.
@@ -69,12 +72,7 @@ start_server() {
 	twin) "${server_cpu[@]}" "$bin/twin" -addr "127.0.0.1:$port" 2>>"$out/$kind.log" & ;;
 	esac
 	pid=$!
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return; fi
-		sleep 0.05
-	done
-	echo "$kind did not start" >&2
-	exit 1
+	wait_port "$port" || { echo "$kind did not start" >&2; exit 1; }
 }
 
 stop_server() {
@@ -109,7 +107,13 @@ measure6() {
 	measure "$@" || echo "!!! $1 on $2: parkload reported a failure (exit $?); see $out/$1-$2.txt"
 }
 
-if [ "$SECTION6" != only ]; then
+# measure_checked NAME KIND [parkload flags...]: measure, but a phase whose
+# checks failed (parkload exits 1) is reported, not fatal.
+measure_checked() {
+	measure "$@" || echo "!!! $1 on $2: parkload reported a failure (exit $?); see $out/$1-$2.txt"
+}
+
+if [ "$SECTION6" != only ] && [ "$SSE" != only ]; then
 for kind in parkd twin; do
 	measure small "$kind" -n "$SMALL" -spread "$SPREAD" -phases park,status,kill -metrics -settle 12s
 	measure large "$kind" -n "$N" -spread "$SPREAD" -phases park,status,kill -metrics -settle 12s
@@ -149,16 +153,10 @@ const rows = [
 // serverLateness reads parkd's parkd_answer_lateness_seconds histogram:
 // the share of answers that left within 5 ms and within 50 ms of their
 // deadline, and the bucket holding the 99th percentile.
+const { answerLateness } = require(path.resolve('bench/lateness.js'));
 const serverLateness = name => {
-  let text = '';
-  try { text = fs.readFileSync(path.join(dir, `${name}-parkd.metrics`), 'utf8'); } catch { return null; }
-  const b = {};
-  for (const m of text.matchAll(/^parkd_answer_lateness_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) b[m[1]] = Number(m[2]);
-  const total = b['+Inf'];
-  if (!total) return null;
-  const les = Object.keys(b).filter(k => k !== '+Inf').map(Number).sort((x, y) => x - y);
-  const p99 = les.find(le => b[String(le)] >= 0.99 * total);
-  return { within5: b['0.005'] / total, within50: b['0.05'] / total, p99: p99 === undefined ? '> 1 s' : `≤ ${p99 * 1000} ms` };
+  const l = answerLateness([path.join(dir, `${name}-parkd.metrics`)]);
+  return l && { within5: l.within5, within50: l.within50, p99: l.p99Ms === null ? '> 1 s' : `≤ ${l.p99Ms} ms` };
 };
 const fmt = v => v === null || v === undefined ? '–' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v);
 const lines = [['figure', 'unit', 'parkd', 'twin', 'parkd/twin']];
@@ -179,7 +177,7 @@ fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify(summary) + '\n')
 EOF
 fi
 
-if [ "$SECTION6" != 0 ]; then
+if [ "$SECTION6" != 0 ] && [ "$SSE" != only ]; then
 fault_when=(-same-deadline)
 if [ "${FAULT_SPREAD:-0}" = 1 ]; then fault_when=(-spread "$SPREAD"); fi
 for kind in parkd twin; do
@@ -240,5 +238,85 @@ for (const l of lines) console.log('| ' + l.map((c, i) => c.padEnd(w[i])).join('
 fs.writeFileSync(path.join(dir, 'summary6.json'), JSON.stringify(summary) + '\n');
 EOF
 fi
-echo "results in $out"
+if [ "$SSE" != 0 ]; then
+# The large run's park phase, as above, three times on fresh parkd servers.
+sse_flags=(-n "$N" -spread "$SPREAD" -phases park,status,kill -metrics -settle 12s)
+measure_checked sse-without parkd "${sse_flags[@]}"
+measure_checked sse-with parkd "${sse_flags[@]}" -subscribers "$SSE_SUBS"
+measure_checked sse-stuck parkd "${sse_flags[@]}" -subscribers "$SSE_SUBS" -stuck-subscriber
 
+echo
+echo "=== event stream: parkd with $SSE_SUBS subscribers / without (N=$N; lower is better)"
+node - "$out" "$SSE_SUBS" <<'EOF'
+const fs = require('fs'), path = require('path');
+const [dir, subs] = process.argv.slice(2);
+const get = name => {
+  try { return JSON.parse(fs.readFileSync(path.join(dir, `${name}-parkd.json`), 'utf8')); } catch { return null; }
+};
+const park = r => (r && (r.streams || []).find(s => s.phase === 'park')) || null;
+// serverLateness reads parkd_answer_lateness_seconds: the bound of the
+// bucket holding the 99th percentile, in ms, and the share within 5 ms.
+const { answerLateness } = require(path.resolve('bench/lateness.js'));
+const serverLateness = name => {
+  const l = answerLateness([path.join(dir, `${name}-parkd.metrics`)]);
+  return l && { p99: l.p99Ms, within5: l.within5 };
+};
+const fmt = v => v === null || v === undefined ? '–' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : String(v);
+const without = get('sse-without'), withSubs = get('sse-with'), stuck = get('sse-stuck');
+const s0 = park(without), sw = park(withSubs), sk = park(stuck);
+const l0 = serverLateness('sse-without'), lw = serverLateness('sse-with');
+const rows = [
+  ['parked ok + killed', 'count', r => r.park_ok + r.park_killed],
+  ['errors', 'count', r => r.park_error_total],
+  ['RSS per parked request', 'B', r => r.rss_per_request_bytes],
+  ['lateness p99 as parkd measures it (bucket bound)', 'ms', (r, l) => l && l.p99],
+  ['lateness within 5 ms as parkd measures it', 'share', (r, l) => l && l.within5],
+  ['serverStatus p50', 'ms', r => r.status_p50_ms],
+  ['kill→500 p99', 'ms', r => r.kill_p99_ms],
+  ['lateness p99 as the client saw it', 'ms', r => r.lateness_p99_ms],
+  ['server CPU over the park phase', 's', r => park(r) && park(r).cpu_s],
+];
+const lines = [['figure', 'unit', 'without', `with ${subs}`, 'with/without']];
+const summary = {};
+for (const [label, unit, f] of rows) {
+  const a = without ? f(without, l0) : null, b = withSubs ? f(withSubs, lw) : null;
+  const ratio = typeof a === 'number' && typeof b === 'number' && a !== 0 ? (b / a).toFixed(3) : '–';
+  lines.push([label, unit, fmt(a), fmt(b), ratio]);
+  summary[label] = { without: a, with: b };
+}
+// CPU per delivered event: what the subscribers added to the phase's CPU
+// time, over the events they were sent (each event once per subscriber).
+const cpuPer = sw && s0 && sw.cpu_s !== null && s0.cpu_s !== null && sw.delivered > 0 ? (sw.cpu_s - s0.cpu_s) / sw.delivered * 1e6 : null;
+const extra = [
+  ['events expected per subscriber (parked / finished)', '', sw && `${sw.expected_parked} / ${sw.expected_finished}`],
+  ['events seen per subscriber, parked min…max', '', sw && `${sw.parked_min}…${sw.parked_max}`],
+  ['events seen per subscriber, finished min…max', '', sw && `${sw.finished_min}…${sw.finished_max}`],
+  ['events delivered, all subscribers', 'count', sw && sw.delivered],
+  ['no loss (every subscriber every event, once)', '', sw && sw.no_loss],
+  ['event lateness p50 (±1 ms)', 'ms', sw && sw.lateness_p50_ms],
+  ['event lateness p99 (±1 ms)', 'ms', sw && sw.lateness_p99_ms],
+  ['event lateness max (±1 ms)', 'ms', sw && sw.lateness_max_ms],
+  ['event lateness p99, parked / finished', 'ms', sw && `${fmt(sw.parked_p99_ms)} / ${fmt(sw.finished_p99_ms)}`],
+  ['server CPU per delivered event', 'µs', cpuPer],
+  ['subscribers check', '', sw && sw.verdict],
+];
+for (const [label, unit, v] of extra) { lines.push([label, unit, '', fmt(v), '']); summary[label] = v; }
+const st = sk && sk.stuck;
+const stuckRows = [
+  ['stuck subscriber: dropped (how)', '', st && `${st.dropped} (${st.end})`],
+  ['stuck subscriber: dropped after the first park, between', 's', st && `${fmt(st.drop_after_low_s)} and ${fmt(st.drop_after_s)}`],
+  ['stuck subscriber: events it had been sent / lag at the drop', '', st && `${st.received} / ${fmt(st.lag_at_drop)}`],
+  ["stuck subscriber: the server's socket after the phase / bytes unsent", '', st && `${st.server_state || '–'} / ${fmt(st.server_unsent)}`],
+  ['server dropped subscribers before / after', '', sk && `${fmt(sk.dropped_before)} / ${fmt(sk.dropped_after)}`],
+  ['server subscribers gauge before / after (back after)', '', sk && `${fmt(sk.subscribers_before)} / ${fmt(sk.subscribers_after)} (${fmt(sk.gauge_back_s)} s)`],
+  ['server goroutines before / once the gauge was back / 12 s later', '', sk && `${fmt(sk.goroutines_before)} / ${fmt(sk.goroutines_after)} / ${fmt(stuck.goroutines_after)}`],
+  [`the other ${subs}: no loss / event lateness p99`, '', sk && `${sk.no_loss} / ${fmt(sk.lateness_p99_ms)} ms`],
+  ['stuck run check', '', sk && sk.verdict],
+];
+for (const [label, unit, v] of stuckRows) { lines.push([label, unit, '', fmt(v), '']); summary[label] = v; }
+const w = lines[0].map((_, i) => Math.max(...lines.map(l => l[i].length)));
+for (const l of lines) console.log('| ' + l.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |');
+fs.writeFileSync(path.join(dir, 'summary-sse.json'), JSON.stringify(summary) + '\n');
+EOF
+fi
+echo "results in $out"

@@ -153,6 +153,25 @@ func (s *Socket) PeekClosed() bool {
 	}
 }
 
+// PeerClosed reports whether the peer of c, a connection still in Go's
+// poller, has closed its side with nothing left to read, without taking any
+// byte: a long answer that the client never replies to (an event stream)
+// learns that its client left before it next writes. A connection without
+// a descriptor says false.
+func PeerClosed(c net.Conn) bool {
+	raw, err := rawConn(c)
+	if err != nil {
+		return false
+	}
+	closed := false
+	raw.Control(func(fd uintptr) { //nolint:errcheck // a failed Control says nothing about the peer
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		closed = err == nil && n == 0 || err != nil && !wouldBlock(err) && !errors.Is(err, unix.EINTR)
+	})
+	return closed
+}
+
 func (p *Poller) forget(token uint64) {
 	p.watches.Delete(token)
 }

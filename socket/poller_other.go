@@ -23,6 +23,9 @@ func (s *Socket) Watch(Event, func(Event)) error { return ErrUnsupported }
 // PeekClosed says false: nothing is known without reading.
 func (s *Socket) PeekClosed() bool { return false }
 
+// PeerClosed says false: nothing is known without reading.
+func PeerClosed(net.Conn) bool { return false }
+
 // Close does nothing.
 func (p *Poller) Close() error { return nil }
 

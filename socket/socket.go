@@ -121,24 +121,29 @@ func (s *Socket) Conn() (net.Conn, error) {
 // and answers RST. A connection that is not TCP (an in-memory pipe) has no
 // reset and is closed. A watch still armed is stopped; resetting a spent
 // Socket does nothing.
-func (s *Socket) Reset() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.spent {
-		return nil
+func (s *Socket) Reset() error { return s.end(true) }
+
+// BoundSendBuffer fixes the kernel's send buffer of c, a TCP connection
+// still in Go's poller, at about n bytes: a long answer to a client that
+// stops reading then blocks in user space soon, where a stall can be
+// seen, instead of filling megabytes of an autotuned buffer. It does
+// nothing to a connection that is not TCP.
+func BoundSendBuffer(c net.Conn, n int) error {
+	if tcp, ok := tcpConnOf(c); ok {
+		return tcp.SetWriteBuffer(n)
 	}
-	s.spent = true
-	s.stopLocked()
-	if s.fd < 0 {
-		if tcp, ok := tcpConnOf(s.conn); ok {
-			tcp.SetLinger(0) //nolint:errcheck // the close below ends it either way
-		}
-		return s.conn.Close()
+	return nil
+}
+
+// AbortOnClose makes closing c, a TCP connection still in Go's poller,
+// reset it: what it still had to send is dropped at once, not kept by
+// the kernel for a client that reads nothing. It does nothing to a
+// connection that is not TCP.
+func AbortOnClose(c net.Conn) error {
+	if tcp, ok := tcpConnOf(c); ok {
+		return tcp.SetLinger(0)
 	}
-	lingerZeroFD(s.fd) //nolint:errcheck // the close below ends it either way
-	err := closeFD(s.fd)
-	s.fd = -1
-	return err
+	return nil
 }
 
 // tcpConnOf finds the *net.TCPConn under c's wrappers.
@@ -159,7 +164,10 @@ func tcpConnOf(c net.Conn) (*net.TCPConn, bool) {
 
 // Close closes the connection; a watch still armed is stopped. Closing a
 // spent Socket does nothing.
-func (s *Socket) Close() error {
+func (s *Socket) Close() error { return s.end(false) }
+
+// end closes the connection, with a reset (linger 0) or a FIN.
+func (s *Socket) end(reset bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.spent {
@@ -168,7 +176,13 @@ func (s *Socket) Close() error {
 	s.spent = true
 	s.stopLocked()
 	if s.fd < 0 {
+		if tcp, ok := tcpConnOf(s.conn); ok && reset {
+			tcp.SetLinger(0) //nolint:errcheck // the close below ends it either way
+		}
 		return s.conn.Close()
+	}
+	if reset {
+		lingerZeroFD(s.fd) //nolint:errcheck // the close below ends it either way
 	}
 	err := closeFD(s.fd)
 	s.fd = -1

@@ -43,6 +43,21 @@ type config struct {
 	seed               uint64        // 0 = random
 	samplesOut         string        // CSV file for one row per parked request; "" = none
 
+	// Several instances of one cluster (docs/cluster.md): the park phase
+	// spreads its requests over them round robin, as a load balancer would;
+	// -url still lists, kills and is scraped.
+	parkRate   float64  // parks a second over all processes; 0 = as fast as they go
+	spreadURLs []string // base URLs of the instances, -url among them; nil = -url alone
+	alsoPids   []int    // pids of the other instances, their RSS added to -pid's
+
+	// The event stream, docs/API.md section 7 (streams.go).
+	subscribers     int           // event-stream subscribers opened before each phase that parks a wave
+	stuckSubscriber bool          // one more that reads its snapshot and then nothing
+	streamGrace     time.Duration // longest wait, after a phase's last answer, for the subscribers to have every event
+	stuckWait       time.Duration // longest wait, after the phase, for the server to drop the stuck subscriber
+	gaugeWait       time.Duration // longest wait, after the streams closed, for the subscribers gauge to be back
+	drainSilence    time.Duration // draining the stuck subscriber: longest wait for its next byte
+
 	// Section 6 of docs/API.md (shape.go).
 	dripBody        int           // drip phase: body=B
 	dripDur         time.Duration // drip phase: drip=D
@@ -151,6 +166,10 @@ func defaultConfig() config {
 		faultThens:         []string{"reset", "close"},
 		killThens:          []string{"503", "reset", "close", "garbage", "truncate"},
 		killthenTimeout:    time.Minute,
+		streamGrace:        10 * time.Second,
+		stuckWait:          15 * time.Second,
+		gaugeWait:          5 * time.Second,
+		drainSilence:       20 * time.Second,
 	}
 }
 
@@ -182,6 +201,10 @@ func checkActions(flag string, list []string) error {
 // maxTimeout is parkd's default maximum; larger timeouts would only measure 400s.
 const maxTimeout = time.Hour
 
+// maxSubscribers bounds -subscribers: each is a goroutine and a connection
+// of the parent process, inside the reserve it keeps below the open-file limit.
+const maxSubscribers = 200
+
 func (c *config) validate() error {
 	switch {
 	case c.n < 1 && (c.phases.park || c.phases.drip || c.phases.fault || c.phases.killthen):
@@ -200,6 +223,10 @@ func (c *config) validate() error {
 		return errors.New("-pid must not be negative")
 	case c.statusSamples < 0 || c.kills < 0 || c.throughputConns < 0 || c.perProcessCap < 0:
 		return errors.New("counts must not be negative")
+	case c.subscribers < 0 || c.subscribers > maxSubscribers:
+		return fmt.Errorf("-subscribers must be from 0 to %d", maxSubscribers)
+	case c.streamGrace < 0 || c.stuckWait < 0 || c.gaugeWait < 0 || c.drainSilence <= 0:
+		return errors.New("-stream-grace, -stuck-wait and -gauge-wait must not be negative, -drain-silence must be positive")
 	case c.throughputDuration < 0 || c.settle < 0 || c.parkSettle < 0 || c.killMinRemaining < 0:
 		return errors.New("durations must not be negative")
 	case c.phases.kill && !c.phases.park:
@@ -233,8 +260,53 @@ func (c *config) validate() error {
 	if c.phases == (phaseSet{}) {
 		return errors.New("-phases selects nothing")
 	}
-	_, err := parseTarget(c.url)
-	return err
+	if _, err := parseTarget(c.url); err != nil {
+		return err
+	}
+	return c.validateSpread()
+}
+
+// validateSpread checks -instances and -also-pid: the instances must include
+// -url, which lists and kills, and only the park phase (with status and
+// kill) knows how to spread.
+func (c *config) validateSpread() error {
+	if c.parkRate < 0 {
+		return errors.New("-park-rate must not be negative")
+	}
+	if len(c.alsoPids) > 0 && c.pid <= 0 {
+		return errors.New("-also-pid needs -pid")
+	}
+	for _, p := range c.alsoPids {
+		if p <= 0 {
+			return errors.New("-also-pid: pids must be positive")
+		}
+	}
+	if c.spreadURLs == nil {
+		return nil
+	}
+	other := c.phases
+	other.park, other.status, other.kill = false, false, false
+	if !c.phases.park || other != (phaseSet{}) {
+		return errors.New("-instances works with the park, status and kill phases only")
+	}
+	if c.subscribers > 0 || c.stuckSubscriber {
+		return errors.New("-instances does not combine with event-stream subscribers")
+	}
+	if c.spreadIndex() < 0 {
+		return fmt.Errorf("-instances must include -url %s", c.url)
+	}
+	for _, u := range c.spreadURLs {
+		if _, err := parseTarget(u); err != nil {
+			return fmt.Errorf("-instances: %w", err)
+		}
+	}
+	return nil
+}
+
+// spreadIndex is -url's place in -instances: park i goes to instance i mod
+// len(spread), so request i is on -url's instance when i mod len == spreadIndex.
+func (c *config) spreadIndex() int {
+	return slices.Index(c.spreadURLs, c.url)
 }
 
 // target is where requests go: the address dialled, the Host header and a path prefix.
@@ -409,6 +481,15 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, child bool, err er
 	fs.Var(secondsFlag{&cfg.parkSettle}, "park-settle", "longest wait for serverStatus to list every parked request")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "random seed for timeouts and kill choice; 0 = random")
 	fs.StringVar(&cfg.samplesOut, "samples-out", "", "write one CSV row per parked request to this file (times in ms from phase start)")
+	fs.Var(listFlag{&cfg.spreadURLs}, "instances", "park: spread the parked requests round robin over these base URLs (instances of one cluster, -url among them), as a load balancer would; -url lists, kills and is scraped")
+	fs.Float64Var(&cfg.parkRate, "park-rate", 0, "open the parked requests of a wave at most this many a second in all (0: as fast as they go)")
+	fs.Var(intsFlag{&cfg.alsoPids}, "also-pid", "pids of the other instances: their RSS is added to -pid's")
+	fs.IntVar(&cfg.subscribers, "subscribers", 0, "park, drip, fault, killthen: open this many GET /api/events streams before the phase, check and time every event")
+	fs.BoolVar(&cfg.stuckSubscriber, "stuck-subscriber", false, "park, drip, fault, killthen: open one more stream that reads its snapshot and then nothing; the server must drop it")
+	fs.Var(secondsFlag{&cfg.streamGrace}, "stream-grace", "longest wait, after a phase's last answer, for every subscriber to have every event")
+	fs.Var(secondsFlag{&cfg.stuckWait}, "stuck-wait", "longest wait, after the phase, for the server to drop the stuck subscriber")
+	fs.Var(secondsFlag{&cfg.gaugeWait}, "gauge-wait", "longest wait, after the streams closed, for parkd_event_subscribers to be back")
+	fs.Var(secondsFlag{&cfg.drainSilence}, "drain-silence", "draining the stuck subscriber after the phase: longest wait for its next byte (a dropped stream ends in EOF)")
 	fs.IntVar(&cfg.dripBody, "body", cfg.dripBody, "drip: each request asks body=B (its answer padded to B bytes)")
 	fs.Var(secondsFlag{&cfg.dripDur}, "drip", "drip: each request asks drip=D (its body sent over D after the deadline)")
 	fs.Var(intsFlag{&cfg.capSteps}, "capacity-steps", "drip-capacity: dripping requests tried, in increasing order, until one step misses the schedule")

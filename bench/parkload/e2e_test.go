@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -268,4 +270,70 @@ func TestChildProcesses(t *testing.T) {
 			t.Fatalf("aborted %v ok %d errors %v", res.Aborted, res.ParkOK, res.ParkErrors)
 		}
 	})
+}
+
+// -instances sends park i to instance i mod len, as a round-robin load
+// balancer would, in this process and in child processes alike; -url
+// still lists and kills, and the kills are told apart by owner.
+func TestSpreadOverInstances(t *testing.T) {
+	for _, perProcess := range []int{0, 20} {
+		var parksA, parksB atomic.Int64
+		a, b := startFakeCounting(t, "", &parksA), startFakeCounting(t, "", &parksB)
+		cfg := testConfig(b.URL)
+		cfg.spreadURLs = []string{a.URL, b.URL}
+		cfg.perProcessCap = perProcess
+		cfg.parkRate = 400 // paced, and every park still accounted for
+		cfg.phases = phaseSet{park: true, kill: true}
+		cfg.parkSettle = 300 * time.Millisecond // b lists only its half
+		cfg.kills = 10
+		cfg.pid = os.Getpid()
+		cfg.alsoPids = []int{os.Getpid()}
+		if perProcess > 0 {
+			if testing.Short() {
+				continue // builds the binary
+			}
+			cfg.childExe = buildTool(t)
+		}
+		res, err := runPhases(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := [2]int64{parksA.Load(), parksB.Load()}, [2]int64{25, 25}; got != want {
+			t.Errorf("max %d per process: parks on a, b = %v, want %v", perProcess, got, want)
+		}
+		if res.Instances != 2 || res.ParkListed == nil || *res.ParkListed != 25 {
+			t.Errorf("instances %d, listed by -url %v; want 2 and 25", res.Instances, res.ParkListed)
+		}
+		// The fakes are no cluster: only b's own requests can be killed.
+		if res.KillsOK == 0 || res.KillOwnerN != res.KillsOK || res.KillOtherN != 0 {
+			t.Errorf("kills ok %d, on the owner %d, from another %d", res.KillsOK, res.KillOwnerN, res.KillOtherN)
+		}
+		if res.RSSBeforeBytes == nil || res.RSSParkedBytes == nil {
+			t.Errorf("rss: %v %v", res.RSSBeforeBytes, res.RSSParkedBytes)
+		}
+	}
+}
+
+func TestSpreadFlags(t *testing.T) {
+	u := "http://127.0.0.1:1"
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"-url", u, "-instances", u + ",http://127.0.0.1:2", "-phases", "park,status,kill"}, true},
+		{[]string{"-url", u, "-instances", "http://127.0.0.1:2,http://127.0.0.1:3", "-phases", "park"}, false}, // -url not among them
+		{[]string{"-url", u, "-instances", u + ",http://10.0.0.1:2", "-phases", "park"}, false},                // not loopback
+		{[]string{"-url", u, "-instances", u + ",http://127.0.0.1:2", "-phases", "park,throughput"}, false},
+		{[]string{"-url", u, "-also-pid", "1"}, false}, // without -pid
+		{[]string{"-url", u, "-park-rate", "-1"}, false},
+		{[]string{"-url", u, "-park-rate", "2500"}, true},
+	} {
+		cfg, _, err := parseFlags(c.args, io.Discard)
+		if err == nil {
+			err = cfg.validate()
+		}
+		if (err == nil) != c.ok {
+			t.Errorf("%v: %v, want ok %v", c.args, err, c.ok)
+		}
+	}
 }

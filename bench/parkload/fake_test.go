@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,16 +23,21 @@ import (
 
 // fakeServer implements just enough of the parkd contract for end-to-end tests,
 // section 6 included: then (one action) on a park and on a kill, body, drip,
-// and a parkd_piece_lateness_seconds histogram. broken makes it break section 6
-// in one way, so a test can see the tool catch it.
+// and a parkd_piece_lateness_seconds histogram; and section 7's event stream
+// (fakeEvents). broken makes it break section 6 or 7 in one way, so a test can
+// see the tool catch it.
 type fakeServer struct {
-	broken string // "", "kill_ignores_then", "close_as_reset", "short_drip" or "late_when_busy"
+	// "", "kill_ignores_then", "close_as_reset", "short_drip", "late_when_busy";
+	// for the event stream "ids_not_increasing", "lost_event", "keeps_stuck",
+	// "not_event_stream" or "parked_for_zero".
+	broken string
 
 	mu       sync.Mutex
 	parked   map[string]*fakeEntry
 	dripping int       // bodies dripping now
 	pieces   []float64 // lateness recorded for each piece written, seconds
 	answers  []float64 // and for each answer at its deadline
+	events   fakeEvents
 }
 
 type fakeEntry struct {
@@ -43,13 +53,34 @@ func startFake(t *testing.T) *httptest.Server {
 
 func startBrokenFake(t *testing.T, broken string) *httptest.Server {
 	t.Helper()
-	f := &fakeServer{broken: broken, parked: map[string]*fakeEntry{}}
+	return startFakeCounting(t, broken, nil)
+}
+
+// startFakeCounting is startBrokenFake that also counts, in parks, the
+// park requests it was sent.
+func startFakeCounting(t *testing.T, broken string, parks *atomic.Int64) *httptest.Server {
+	t.Helper()
+	f := &fakeServer{broken: broken, parked: map[string]*fakeEntry{}, events: fakeEvents{subs: map[*fakeSub]struct{}{}}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/request", f.request)
 	mux.HandleFunc("GET /api/serverStatus", f.status)
 	mux.HandleFunc("PUT /api/kill", f.kill)
 	mux.HandleFunc("GET /metrics", f.metrics)
-	srv := httptest.NewServer(mux)
+	mux.HandleFunc("GET /api/events", f.stream)
+	var h http.Handler = mux
+	if parks != nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/api/request" {
+				parks.Add(1)
+			}
+			mux.ServeHTTP(w, r)
+		})
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, fakeConnKey{}, c)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -64,6 +95,7 @@ func (f *fakeServer) metrics(w http.ResponseWriter, _ *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fmt.Fprintf(w, "# TYPE go_goroutines gauge\ngo_goroutines %d\ngo_memstats_heap_inuse_bytes 1.048576e+06\nparked{x=\"y\"} 3\n", 10+len(f.parked))
+	f.events.metrics(w)
 	for name, samples := range map[string][]float64{histPieceLateness: f.pieces, histAnswerLateness: f.answers} {
 		fmt.Fprintf(w, "# TYPE %s histogram\n", name)
 		for _, le := range []float64{.001, .005, .05, 1, 0} { // 0 stands for +Inf
@@ -105,6 +137,12 @@ func (f *fakeServer) request(w http.ResponseWriter, r *http.Request) {
 	}
 	f.parked[p.ConnID] = e
 	f.mu.Unlock()
+	if p.Timeout > 0 || f.broken == "parked_for_zero" {
+		f.publish("parked", fmt.Sprintf(`{"connId":%q,"timeoutMs":%d,"startedAt":%q}`, p.ConnID, p.Timeout.Milliseconds(), fakeTime(e.deadline.Add(-p.Timeout))))
+	}
+	defer func() {
+		f.publish("finished", fmt.Sprintf(`{"connId":%q,"outcome":"ok","startedAt":%q,"endedAt":%q}`, p.ConnID, fakeTime(e.deadline.Add(-p.Timeout)), fakeTime(time.Now())))
+	}()
 	timer := time.NewTimer(p.Timeout)
 	defer timer.Stop()
 	select {
@@ -250,4 +288,118 @@ func (f *fakeServer) kill(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]string{"status": "ok"})
+}
+
+// fakeEvents is the fake's event hub: each subscriber has a queue of
+// frames that its handler writes. A write blocked for fakeStall drops the
+// subscriber, as parkd drops one that takes no byte for 10 s; the fake's
+// streams have a small send buffer, so that a client that stops reading
+// blocks the handler's writes soon.
+type fakeEvents struct {
+	mu        sync.Mutex
+	seq       int
+	finished  int
+	subs      map[*fakeSub]struct{}
+	published int
+	dropped   int
+}
+
+type fakeSub struct {
+	queue [][]byte
+	wake  chan struct{} // one token: the queue has grown
+}
+
+// fakeStall is how long a write may block before the fake drops its stream.
+const fakeStall = 2 * time.Second
+
+type fakeConnKey struct{}
+
+func fakeTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// publish hands an event to every subscriber, numbered one above the last.
+func (f *fakeServer) publish(event, data string) {
+	ev := &f.events
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if len(ev.subs) == 0 {
+		return
+	}
+	ev.seq++
+	id := ev.seq
+	if event == "finished" {
+		ev.finished++
+		if f.broken == "lost_event" && ev.finished == 3 {
+			return
+		}
+	}
+	if f.broken == "ids_not_increasing" && id%7 == 0 {
+		id -= 3
+	}
+	frame := []byte(fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", id, event, data))
+	ev.published++
+	for s := range ev.subs {
+		s.queue = append(s.queue, frame)
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (ev *fakeEvents) metrics(w io.Writer) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	fmt.Fprintf(w, "parkd_event_subscribers %d\nparkd_event_subscribers_dropped_total %d\nparkd_events_published_total %d\n", len(ev.subs), ev.dropped, ev.published)
+}
+
+// stream is GET /api/events: the snapshot, then the queued frames as they come.
+func (f *fakeServer) stream(w http.ResponseWriter, r *http.Request) {
+	conn, _ := r.Context().Value(fakeConnKey{}).(*net.TCPConn)
+	if conn != nil {
+		_ = conn.SetWriteBuffer(4096)
+	}
+	ct := "text/event-stream"
+	if f.broken == "not_event_stream" {
+		ct = "text/plain"
+	}
+	w.Header().Set("Content-Type", ct)
+	rc := http.NewResponseController(w)
+	ev := &f.events
+	s := &fakeSub{wake: make(chan struct{}, 1)}
+	ev.mu.Lock()
+	ev.subs[s] = struct{}{}
+	ev.mu.Unlock()
+	defer func() {
+		ev.mu.Lock()
+		delete(ev.subs, s)
+		ev.mu.Unlock()
+	}()
+	snapshot, _ := json.Marshal([]string{})
+	next := []byte("retry: 1000\n\n: hello\n\nevent: snapshot\ndata: " + string(snapshot) + "\n\n")
+	for {
+		if f.broken != "keeps_stuck" {
+			_ = rc.SetWriteDeadline(time.Now().Add(fakeStall))
+		}
+		_, err := w.Write(next)
+		if err == nil {
+			err = rc.Flush()
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				ev.mu.Lock()
+				ev.dropped++
+				ev.mu.Unlock()
+			}
+			return
+		}
+		select {
+		case <-s.wake:
+		case <-r.Context().Done():
+			return
+		}
+		ev.mu.Lock()
+		next = bytes.Join(s.queue, nil)
+		s.queue = nil
+		ev.mu.Unlock()
+	}
 }

@@ -35,6 +35,17 @@
 //     read the status line, met the RST or the EOF, or read the first garbage
 //     byte) and checks each effect is the right one.
 //
+// -subscribers N opens N event streams (GET /api/events, section 7) before
+// each phase that parks a wave (park, drip, fault, killthen), reads every
+// frame on a goroutine each, and reports per phase (streams.go): events per
+// subscriber, whether each got every parked and finished event of the
+// requests it parked, once, with ids that increase, and their lateness
+// (arrival − startedAt or endedAt, ±1 ms: the server writes whole
+// milliseconds). -stuck-subscriber adds one that reads its snapshot and then
+// nothing, and reports when the server dropped it. With -pid, every such
+// phase reports the server's CPU time over it, so that two runs give the
+// CPU per delivered event. A failed check exits 1.
+//
 // For instance:
 //
 //	go run ./bench/parkload -url http://127.0.0.1:8080 -pid $(pidof parkd) -n 19000 -phases drip
@@ -108,5 +119,8 @@ Phases (-phases, run in this order):
   killthen       -n parked requests killed with the then of -kill-then round robin:
                  kill→effect latency per action, each effect checked
 The section-6 phases (drip … killthen) exit 1 when a client saw the wrong thing.
+-subscribers N and -stuck-subscriber watch /api/events during park, drip, fault
+and killthen, and exit 1 when an event is lost, repeated or out of order, or the
+stuck stream is not dropped.
 
 `

@@ -71,6 +71,18 @@ type workerSpec struct {
 	// Watch, when set, reads each answer byte by byte as it arrives
 	// (watch.go) instead of parsing one HTTP answer.
 	Watch *watchSpec `json:"watch,omitempty"`
+	// Rate, when positive, paces this worker's parks at Rate a second.
+	Rate float64 `json:"rate,omitempty"`
+	// Spread, when set, replaces Dial, Host and Base: request i goes to
+	// Spread[i mod len(Spread)] (-instances).
+	Spread []spreadTarget `json:"spread,omitempty"`
+}
+
+// spreadTarget is one instance a spread park phase sends to.
+type spreadTarget struct {
+	Dial string `json:"dial"`
+	Host string `json:"host"`
+	Base string `json:"base"`
 }
 
 // sendRec is what is known once a parked request was written (or failed to be).
@@ -108,7 +120,17 @@ func runWorker(ctx context.Context, s workerSpec, clk clock, ready func([]sendRe
 	}
 	sem := make(chan struct{}, max(1, s.DialConcurrency))
 	var written, finished sync.WaitGroup
+	start := time.Now()
 	for j := range s.Count {
+		if s.Rate > 0 {
+			due := start.Add(time.Duration(float64(j) / s.Rate * float64(time.Second)))
+			if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
+				for k := j; k < s.Count; k++ {
+					sends[k].Err, outs[k].Kind = "aborted", "aborted"
+				}
+				break
+			}
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -147,7 +169,11 @@ func runWorker(ctx context.Context, s workerSpec, clk clock, ready func([]sendRe
 
 // sendPark connects and writes one parked request; nil means it failed (sr.Err says how).
 func sendPark(ctx context.Context, s *workerSpec, d *net.Dialer, clk clock, i, j int, sr *sendRec) net.Conn {
-	conn, err := d.DialContext(ctx, "tcp", s.Dial)
+	to := spreadTarget{Dial: s.Dial, Host: s.Host, Base: s.Base}
+	if len(s.Spread) > 0 {
+		to = s.Spread[i%len(s.Spread)]
+	}
+	conn, err := d.DialContext(ctx, "tcp", to.Dial)
 	if err != nil {
 		sr.Err = errKind(ctx, dialError{err})
 		return nil
@@ -162,7 +188,7 @@ func sendPark(ctx context.Context, s *workerSpec, d *net.Dialer, clk clock, i, j
 		sr.TimeoutMs = sameDeadlineTimeout(s.DeadlineStamp, sent)
 	}
 	path := "/api/request?connId=" + url.QueryEscape(parkID(s.Prefix, i)) + "&timeout=" + formatTimeout(sr.TimeoutMs) + s.Query
-	req := appendRequest(make([]byte, 0, 160+len(s.Host)+len(s.Base)+len(s.Query)), "GET", target{host: s.Host, base: s.Base}, path, nil, true)
+	req := appendRequest(make([]byte, 0, 160+len(to.Host)+len(to.Base)+len(s.Query)), "GET", target{host: to.Host, base: to.Base}, path, nil, true)
 	if _, err = conn.Write(req); err != nil {
 		conn.Close()
 		sr.Err = "write_" + errKind(ctx, err)

@@ -20,6 +20,7 @@ type result struct {
 	RunPrefix string  `json:"run_prefix"`
 	Seed      uint64  `json:"seed"`
 	Children  int     `json:"children"`
+	Instances int     `json:"instances"` // the park phase spread over this many (-instances), else 1
 	Aborted   bool    `json:"aborted"`
 	DurationS float64 `json:"duration_s"`
 
@@ -63,6 +64,16 @@ type result struct {
 	KillP50Ms      *float64       `json:"kill_p50_ms"`
 	KillP99Ms      *float64       `json:"kill_p99_ms"`
 	KillMaxMs      *float64       `json:"kill_max_ms"`
+	// With -instances: the kills of requests on -url's instance, and of those
+	// parked on another instance (killed across the cluster).
+	KillOwnerN     int      `json:"kill_owner_n"`
+	KillOwnerP50Ms *float64 `json:"kill_owner_p50_ms"`
+	KillOwnerP99Ms *float64 `json:"kill_owner_p99_ms"`
+	KillOwnerMaxMs *float64 `json:"kill_owner_max_ms"`
+	KillOtherN     int      `json:"kill_other_n"`
+	KillOtherP50Ms *float64 `json:"kill_other_p50_ms"`
+	KillOtherP99Ms *float64 `json:"kill_other_p99_ms"`
+	KillOtherMaxMs *float64 `json:"kill_other_max_ms"`
 
 	TpDurationS *float64       `json:"tp_duration_s"`
 	TpConns     int            `json:"tp_conns"`
@@ -175,12 +186,22 @@ type result struct {
 	KtBody     int        `json:"kt_body"`
 	KtActions  []ktAction `json:"kt_actions"`
 	KtVerdict  string     `json:"kt_verdict"`
+
+	// The event stream and the server's CPU time, one entry per phase
+	// that parked a wave with -subscribers, -stuck-subscriber or -pid
+	// (streams.go).
+	Streams []*streamFigures `json:"streams"`
 }
 
 // failed reports whether a phase that checks what it saw failed.
 func (r *result) failed() bool {
 	for _, v := range []string{r.SoakVerdict, r.DripVerdict, r.FaultVerdict, r.KtVerdict} {
 		if v == soakFail {
+			return true
+		}
+	}
+	for _, s := range r.Streams {
+		if s.Verdict == soakFail {
 			return true
 		}
 	}
@@ -205,6 +226,7 @@ func newResult() *result {
 		CapNotes:     []string{},
 		FaultActions: []faultAction{},
 		KtActions:    []ktAction{},
+		Streams:      []*streamFigures{},
 	}
 }
 
@@ -241,6 +263,10 @@ func writeReport(w io.Writer, r *result) error {
 	if r.KillsRequested > 0 {
 		row("kill", "requested / attempted / ok", fmt.Sprintf("%d / %d / %d", r.KillsRequested, r.KillsAttempted, r.KillsOK))
 		row("", "kill→500 p50/p99/max ms", triple(r.KillP50Ms, r.KillP99Ms, r.KillMaxMs))
+		if r.KillOwnerN+r.KillOtherN > 0 {
+			row("", "on the owner: n, p50/p99/max ms", fmt.Sprintf("%d, %s", r.KillOwnerN, triple(r.KillOwnerP50Ms, r.KillOwnerP99Ms, r.KillOwnerMaxMs)))
+			row("", "from another instance: n, p50/p99/max ms", fmt.Sprintf("%d, %s", r.KillOtherN, triple(r.KillOtherP50Ms, r.KillOtherP99Ms, r.KillOtherMaxMs)))
+		}
 		row("", "errors by kind", kinds(r.KillErrors))
 	}
 	if r.TpDurationS != nil {
@@ -258,6 +284,9 @@ func writeReport(w io.Writer, r *result) error {
 		soakRows(row, r)
 	}
 	shapeRows(row, r)
+	for _, s := range r.Streams {
+		streamRows(row, s)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -417,4 +446,52 @@ func histRow(h *histFigures) string {
 		return "no samples"
 	}
 	return fmt.Sprintf("%.0f samples, %s ≤ 5 ms, %s ≤ 50 ms, p99 %s, max %s", h.Count, pct(h.Within5ms), pct(h.Within50ms), bound(h.P99LeMs), bound(h.MaxLeMs))
+}
+
+// streamRows prints one phase's event-stream figures and the server's CPU
+// time over it.
+func streamRows(row func(section, figure, value string), s *streamFigures) {
+	sec := "events: " + s.Phase
+	row(sec, "server CPU over the phase", fnum(s.CPUS)+" s in "+fnum(s.WallS)+" s")
+	if s.Verdict == "" {
+		return
+	}
+	if s.Subscribers > 0 {
+		row("", "subscribers open", fmt.Sprintf("%d of %d (retry %s ms, keep-alives %d)", s.Opened, s.Subscribers, i64num(s.RetryMs), s.KeepAlives))
+		row("", "expected per subscriber", fmt.Sprintf("%d parked, %d finished (%d requests unknown)", s.ExpectedParked, s.ExpectedFinished, s.UnknownRequests))
+		row("", "seen per subscriber", fmt.Sprintf("parked %s…%s, finished %s…%s; %d delivered, %d foreign",
+			inum(s.ParkedMin), inum(s.ParkedMax), inum(s.FinishedMin), inum(s.FinishedMax), s.Delivered, s.Foreign))
+		row("", "lost parked / finished / unexpected", fmt.Sprintf("%d / %d / %d; no loss: %s", s.LostParked, s.LostFinished, s.Unexpected, boolStr(s.NoLoss)))
+		row("", "lateness p50/p99/max ms (±1)", triple(s.LateP50Ms, s.LateP99Ms, s.LateMaxMs)+
+			fmt.Sprintf("  (min %s; parked p99 %s, finished p99 %s; %d samples)", fnum(s.LateMinMs), fnum(s.ParkedP99Ms), fnum(s.FinishedP99Ms), s.LateSamples))
+		row("", "caught up after last answer", fnum(s.CaughtUpS)+" s")
+	}
+	if st := s.Stuck; st != nil {
+		row("", "stuck subscriber", fmt.Sprintf("opened %v, dropped %v (%s), %d events received, %d bytes", st.Opened, st.Dropped, st.End, st.Received, st.DrainedBytes))
+		row("", "  dropped after phase start", fmt.Sprintf("%s…%s s; %s published by then, lag %s", fnum(st.DropAfterLowS), fnum(st.DropAfterS), fnum(st.PublishedAtDrop), fnum(st.LagAtDrop)))
+		row("", "  server side before the drain", fmt.Sprintf("%s, %s bytes unsent; drain took %s s", st.ServerState, i64num(st.ServerUnsent), fnum(st.DrainS)))
+	}
+	row("", "server subscribers before/after", fmt.Sprintf("%s / %s (back after %s s)", fnum(s.SubscribersBefore), fnum(s.SubscribersAfter), fnum(s.GaugeBackS)))
+	row("", "server dropped before/after", fnum(s.DroppedBefore)+" / "+fnum(s.DroppedAfter))
+	row("", "server published before/after", fnum(s.PublishedBefore)+" / "+fnum(s.PublishedAfter))
+	row("", "server goroutines before/after", fnum(s.GoroutinesBefore)+" / "+fnum(s.GoroutinesAfter))
+	row("", "problems", fmt.Sprintf("%d: %s", s.Problems, kinds(s.Errors)))
+	for _, ex := range s.Examples {
+		row("", "  example", ex)
+	}
+	row("", "VERDICT", s.Verdict)
+}
+
+func i64num(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*v, 10)
+}
+
+func boolStr(v *bool) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatBool(*v)
 }

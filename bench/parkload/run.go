@@ -27,6 +27,7 @@ type runner struct {
 	res    *result
 	nofile uint64 // the open-file limit, for splitting a wave over child processes
 	exe    string // the binary children run
+	spread []spreadTarget
 }
 
 // runPhases performs the configured phases against cfg.url and returns every figure. An
@@ -55,9 +56,16 @@ func runPhases(ctx context.Context, cfg config) (*result, error) {
 	}
 	res := r.res
 	res.URL, res.Phases, res.RunPrefix, res.Seed = cfg.url, cfg.phases.String(), r.prefix, seed
+	for _, u := range cfg.spreadURLs {
+		t, _ := parseTarget(u) // validate checked it
+		r.spread = append(r.spread, spreadTarget{Dial: t.dial, Host: t.host, Base: t.base})
+	}
+	res.Instances = max(1, len(cfg.spreadURLs))
 	if cfg.pid > 0 {
-		if _, err := readRSS(cfg.pid); err != nil {
-			return nil, fmt.Errorf("-pid %d: %w", cfg.pid, err)
+		for _, pid := range append([]int{cfg.pid}, cfg.alsoPids...) {
+			if _, err := readRSS(pid); err != nil {
+				return nil, fmt.Errorf("-pid %d: %w", pid, err)
+			}
 		}
 	}
 	if cfg.phases.waves() {
@@ -124,14 +132,27 @@ func (r *runner) logf(format string, args ...any) {
 	}
 }
 
-// rss reads the server's RSS; nil when it cannot be read (the server may have died).
+// rss reads the server's RSS, summed over -pid and -also-pid; nil when one
+// cannot be read (a server may have died).
 func (r *runner) rss() *int64 {
-	v, err := readRSS(r.cfg.pid)
+	v, err := r.readRSSAll()
 	if err != nil {
-		r.logf("read RSS of pid %d: %v", r.cfg.pid, err)
+		r.logf("%v", err)
 		return nil
 	}
 	return &v
+}
+
+func (r *runner) readRSSAll() (int64, error) {
+	var sum int64
+	for _, pid := range append([]int{r.cfg.pid}, r.cfg.alsoPids...) {
+		v, err := readRSS(pid)
+		if err != nil {
+			return 0, fmt.Errorf("read RSS of pid %d: %w", pid, err)
+		}
+		sum += v
+	}
+	return sum, nil
 }
 
 func metricPtr(m map[string]float64, name string) *float64 {
@@ -183,7 +204,7 @@ func (r *runner) pollPeaks(ctx context.Context) <-chan peaks {
 		defer tick.Stop()
 		for {
 			if r.cfg.pid > 0 {
-				rss, _ := readRSS(r.cfg.pid)
+				rss, _ := r.readRSSAll()
 				p.add(rss, nil)
 			}
 			select {
@@ -246,7 +267,10 @@ func (r *runner) runWave(ctx context.Context, w wave, during func(wo *waveOut)) 
 			Sources:         sourceIPs(cfg.sources, r.tgt.ipv6),
 			DialConcurrency: max(1, cfg.dialConcurrency*c/w.n),
 			DialTimeout:     cfg.dialTimeout, ReadSlack: readSlack, MaxDuration: maxDur,
-			Query: w.query, Watch: w.watch,
+			Query: w.query, Watch: w.watch, Spread: r.spread,
+		}
+		if cfg.parkRate > 0 {
+			s.Rate = cfg.parkRate * float64(c) / float64(w.n)
 		}
 		if w.timeouts != nil {
 			s.TimeoutsMs = w.timeouts[first : first+c]
@@ -301,6 +325,7 @@ func written(sends []sendRec) int {
 func (r *runner) park(ctx context.Context) peaks {
 	cfg, res := &r.cfg, r.res
 	n := cfg.n
+	ss := r.openStreams(ctx, "park", []waveKey{{r.prefix + "p", n}})
 	w := wave{n: n, prefix: r.prefix}
 	r.plan(&w, cfg.timeout, cfg.spread)
 	var atParked map[string]float64
@@ -326,6 +351,9 @@ func (r *runner) park(ctx context.Context) peaks {
 			kills = r.kill(ctx, sends)
 		}
 	})
+	r.keepStreams(ss.finish(ctx, wo.start, [][]int8{expectFrom(wo.sends, func(i int) bool {
+		return wo.outs[i].Kind == "ok" || wo.outs[i].Kind == "killed"
+	})}))
 	res.ParkN, res.ParkSameDeadline = n, cfg.sameDeadline
 	res.Children = max(res.Children, wo.children)
 	peak := wo.peak
@@ -520,6 +548,25 @@ func (r *runner) tally(sends []sendRec, outs []outRec, kills []killRec, peak pea
 	}
 	d := summarize(killLat)
 	res.KillP50Ms, res.KillP99Ms, res.KillMaxMs = d.p50, d.p99, d.max
+	if len(r.spread) > 1 {
+		// Kills go to -url; a request parked elsewhere is killed across instances.
+		var onOwner, fromOther []float64
+		own := r.cfg.spreadIndex()
+		for _, k := range kills {
+			if k.kind != "" || outs[k.idx].Kind != "killed" {
+				continue
+			}
+			lat := nsToMs(outs[k.idx].Done - k.wrote)
+			if k.idx%len(r.spread) == own {
+				onOwner = append(onOwner, lat)
+			} else {
+				fromOther = append(fromOther, lat)
+			}
+		}
+		o, f := summarize(onOwner), summarize(fromOther)
+		res.KillOwnerN, res.KillOwnerP50Ms, res.KillOwnerP99Ms, res.KillOwnerMaxMs = o.n, o.p50, o.p99, o.max
+		res.KillOtherN, res.KillOtherP50Ms, res.KillOtherP99Ms, res.KillOtherMaxMs = f.n, f.p50, f.p99, f.max
+	}
 
 	var late []float64
 	for i, o := range outs {

@@ -88,6 +88,7 @@ type dripWave struct {
 	ok            int
 	errors        map[string]int
 	heads, pieces []float64 // client-side lateness of the headers and of each piece, ms
+	right         []bool    // by request: a 200 whose padded body came whole
 	before, after map[string]histogram
 }
 
@@ -103,6 +104,7 @@ func (r *runner) runDrip(ctx context.Context, prefix string, n, body int, drip, 
 	dw.wo = r.runWave(ctx, w, during)
 	dw.after, _ = scrapeHistograms(ctx, r.tgt, r.cfg.dialTimeout)
 	r.res.Children = max(r.res.Children, dw.wo.children)
+	dw.right = make([]bool, len(dw.wo.outs))
 	for i, o := range dw.wo.outs {
 		s := dw.wo.sends[i]
 		if s.Sent > 0 && o.Effect > 0 {
@@ -114,6 +116,7 @@ func (r *runner) runDrip(ctx context.Context, prefix string, n, body int, drip, 
 		switch {
 		case seenRight(o, "200", false, body):
 			dw.ok++
+			dw.right[i] = true
 		case o.Kind == "status_200":
 			dw.errors["bad_body"]++
 		default:
@@ -131,6 +134,7 @@ func (r *runner) drip(ctx context.Context) {
 	res.DripN, res.DripBody, res.DripS, res.DripPieces = cfg.n, cfg.dripBody, drip.Seconds(), pieces
 	res.DripRSSBeforeBytes = r.rssIf()
 	prefix := r.prefix + "d"
+	ss := r.openStreams(ctx, "drip", []waveKey{{prefix + "p", cfg.n}})
 	dw := r.runDrip(ctx, prefix, cfg.n, cfg.dripBody, drip, cfg.spread, func(wo *waveOut) {
 		res.DripWritten = written(wo.sends)
 		r.logf("drip: %d of %d written in %.2fs", res.DripWritten, cfg.n, time.Since(wo.start).Seconds())
@@ -139,6 +143,7 @@ func (r *runner) drip(ctx context.Context) {
 			res.DripRSSParkedBytes = r.rssIf()
 		}
 	})
+	r.keepStreams(ss.finish(ctx, dw.wo.start, [][]int8{expectFrom(dw.wo.sends, func(i int) bool { return dw.right[i] })}))
 	res.DripOK, res.DripErrors = dw.ok, dw.errors
 	for _, c := range dw.errors {
 		res.DripErrorTotal += c
@@ -249,11 +254,19 @@ func (r *runner) fault(ctx context.Context) {
 	cfg, res := &r.cfg, r.res
 	res.FaultN, res.FaultSameDeadline = cfg.n, cfg.sameDeadline
 	pass := true
+	prefix := func(i int) string { return r.prefix + "f" + strconv.Itoa(i) + "-" }
+	var keys []waveKey
+	for i := range cfg.faultThens {
+		keys = append(keys, waveKey{prefix(i) + "p", cfg.n})
+	}
+	ss := r.openStreams(ctx, "fault", keys)
+	var expect [][]int8
+	var start time.Time
 	for i, then := range cfg.faultThens {
 		if i > 0 && !sleepCtx(ctx, time.Second) {
 			break
 		}
-		w := wave{n: cfg.n, prefix: r.prefix + "f" + strconv.Itoa(i) + "-", query: "&then=" + url.QueryEscape(then), watch: &watchSpec{}}
+		w := wave{n: cfg.n, prefix: prefix(i), query: "&then=" + url.QueryEscape(then), watch: &watchSpec{}}
 		r.plan(&w, cfg.timeout, cfg.spread)
 		fa := faultAction{Then: then, N: cfg.n, Seen: map[string]int{}}
 		before, _ := scrapeHistograms(ctx, r.tgt, cfg.dialTimeout)
@@ -264,7 +277,11 @@ func (r *runner) fault(ctx context.Context) {
 		after, _ := scrapeHistograms(ctx, r.tgt, cfg.dialTimeout)
 		fa.Server = histDelta(before, after, histAnswerLateness)
 		res.Children = max(res.Children, wo.children)
+		if i == 0 {
+			start = wo.start
+		}
 		var late []float64
+		right := make([]bool, len(wo.outs))
 		for j, o := range wo.outs {
 			fa.Seen[o.Kind]++
 			switch o.Kind {
@@ -277,9 +294,11 @@ func (r *runner) fault(ctx context.Context) {
 			}
 			if seenRight(o, then, false, 0) {
 				fa.Expected++
+				right[j] = true
 				late = append(late, dueMs(wo.sends[j], o.Effect))
 			}
 		}
+		expect = append(expect, expectFrom(wo.sends, func(j int) bool { return right[j] }))
 		d := summarize(late)
 		fa.P50Ms, fa.P99Ms, fa.MaxMs = d.p50, d.p99, d.max
 		res.FaultActions = append(res.FaultActions, fa)
@@ -289,6 +308,7 @@ func (r *runner) fault(ctx context.Context) {
 			break
 		}
 	}
+	r.keepStreams(ss.finish(ctx, start, expect))
 	res.FaultVerdict = verdict(ctx, pass && len(res.FaultActions) == len(cfg.faultThens))
 }
 
@@ -320,6 +340,7 @@ func (r *runner) killthen(ctx context.Context) {
 		w.query = "&body=" + strconv.Itoa(cfg.killthenBody)
 	}
 	var kills []killRec
+	ss := r.openStreams(ctx, "killthen", []waveKey{{prefix + "p", cfg.n}})
 	wo := r.runWave(ctx, w, func(wo *waveOut) {
 		res.KtWritten = written(wo.sends)
 		r.logf("killthen: %d of %d written in %.2fs", res.KtWritten, cfg.n, time.Since(wo.start).Seconds())
@@ -336,6 +357,7 @@ func (r *runner) killthen(ctx context.Context) {
 	for i, then := range cfg.killThens {
 		acts[i] = ktAction{Then: then, Seen: map[string]int{}, KillErrors: map[string]int{}}
 	}
+	right := make([]bool, cfg.n)
 	for _, k := range kills {
 		a := &acts[k.idx%len(acts)]
 		o := wo.outs[k.idx]
@@ -348,6 +370,7 @@ func (r *runner) killthen(ctx context.Context) {
 		a.KillsOK++
 		if seenRight(o, a.Then, true, cfg.killthenBody) && o.Effect > 0 {
 			a.Right++
+			right[k.idx] = true
 			lat[k.idx%len(acts)] = append(lat[k.idx%len(acts)], nsToMs(o.Effect-k.wrote))
 		}
 	}
@@ -358,6 +381,7 @@ func (r *runner) killthen(ctx context.Context) {
 		pass = pass && acts[i].Right == acts[i].Kills
 	}
 	res.KtActions = acts
+	r.keepStreams(ss.finish(ctx, wo.start, [][]int8{expectFrom(wo.sends, func(i int) bool { return right[i] })}))
 	res.KtVerdict = verdict(ctx, pass)
 }
 
