@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -660,7 +661,7 @@ func (r *Redis) liveOthers(ctx context.Context) ([]string, error) {
 		r.degrade(err)
 		return nil, ErrUnavailable
 	}
-	names = append(deleteFunc(names, func(n string) bool { return n == r.cfg.Instance }), r.cfg.Instance)
+	names = append(slices.DeleteFunc(names, func(n string) bool { return n == r.cfg.Instance }), r.cfg.Instance)
 	cmds := make(rueidis.Commands, len(names))
 	for i, name := range names {
 		cmds[i] = r.client.B().Exists().Key(r.keys.inst(name)).Build()
@@ -986,16 +987,6 @@ func redactURL(s string) string {
 		return "(unreadable URL)"
 	}
 	return u.Redacted()
-}
-
-func deleteFunc(s []string, del func(string) bool) []string {
-	out := s[:0]
-	for _, v := range s {
-		if !del(v) {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // encodeParked writes what a hash holds for a parked request:

@@ -253,11 +253,23 @@ func (h *Hub) watch() {
 // changed under them.
 func (h *Hub) DropAll() {
 	h.mu.Lock()
+	subs := h.listLocked()
+	h.mu.Unlock()
+	endAll(subs)
+}
+
+// listLocked lists the subscribers; h.mu is held.
+func (h *Hub) listLocked() []*Subscriber {
 	subs := make([]*Subscriber, 0, len(h.subs))
 	for s := range h.subs {
 		subs = append(subs, s)
 	}
-	h.mu.Unlock()
+	return subs
+}
+
+// endAll ends the streams of subs: a waiting writer ends its stream
+// cleanly, and one blocked in a write has it cut.
+func endAll(subs []*Subscriber) {
 	for _, s := range subs {
 		s.drop(false)
 		if s.cut != nil && s.writing.Load() != 0 {
@@ -276,19 +288,11 @@ func (h *Hub) Close() {
 		return
 	}
 	h.closed = true
-	subs := make([]*Subscriber, 0, len(h.subs))
-	for s := range h.subs {
-		subs = append(subs, s)
-	}
+	subs := h.listLocked()
 	wake := h.wake
 	h.mu.Unlock()
 	close(wake)
-	for _, s := range subs {
-		s.drop(false) // a waiting writer ends its stream cleanly
-		if s.cut != nil && s.writing.Load() != 0 {
-			s.cut() // a writer blocked in a write returns too
-		}
-	}
+	endAll(subs)
 	close(h.stopped)
 	<-h.done
 }
