@@ -53,7 +53,7 @@ import (
 //	    client hanging up (a goroutine hangUp starts, so that the poller's
 //	    only goroutine never runs this path and its log line), or shutdown
 //	    (serve's goroutine). An outcome decided before attach is kept for
-//	    attach to answer.
+//	    attach to answer; a kill waits for that answer (attachWait).
 //	  - answered: answer applies the ending — writes the outcome's bytes
 //	    without waiting for the client (what the socket does not take at
 //	    once is written on a goroutine of its own, bounded by writeTimeout),
@@ -68,13 +68,17 @@ type parkedConn struct {
 	http11     bool
 	closeAfter bool // the client asked to close after the answer
 
-	mu       sync.Mutex       // guards what follows
-	lost     bool             // fasthttp closed the connection: attach never runs
-	answered bool             // answer has begun: no step writes any more
-	outcome  registry.Outcome // an outcome that came before the socket
-	detail   registry.Detail  // and its detail
-	sock     *socket.Socket   // nil until attach runs
-	pending  []byte           // bytes fasthttp had read past the request
+	mu       sync.Mutex // guards what follows
+	lost     bool       // fasthttp closed the connection: attach never runs
+	answered bool       // answer has begun: no step writes any more
+	// written: attach has answered an outcome that came before the socket,
+	// or fasthttp dropped the connection (a bool, not a channel: it fits
+	// the struct's padding, and only a kill in that window waits on it).
+	written bool
+	outcome registry.Outcome // an outcome that came before the socket
+	detail  registry.Detail  // and its detail
+	sock    *socket.Socket   // nil until attach runs
+	pending []byte           // bytes fasthttp had read past the request
 }
 
 // park is GET /api/request?connId=ID&timeout=SECONDS, with the options of
@@ -188,6 +192,7 @@ func (pc *parkedConn) attach(c net.Conn) {
 	switch {
 	case o != 0:
 		pc.answer(o, d)
+		pc.markWritten()
 	case pc.shape != nil && pc.shape.pieces > 0 && !time.Now().Before(pc.entry.Deadline()):
 		// Its deadline (a zero timeout) came before the socket: the
 		// headers leave now, not with the first piece.
@@ -212,6 +217,13 @@ func (pc *parkedConn) endingState() (then string, phase uint32, sent int64) {
 // shapeOf is what section 6 asked of the request; nil for a plain park.
 func (pc *parkedConn) shapeOf() *shaping { return pc.shape }
 
+// markWritten ends a kill's awaitAttach.
+func (pc *parkedConn) markWritten() {
+	pc.mu.Lock()
+	pc.written = true
+	pc.mu.Unlock()
+}
+
 // connLost is called when fasthttp closes the connection without running
 // attach: the request is abandoned, or, if its outcome came first, settled
 // without an answer.
@@ -223,6 +235,7 @@ func (pc *parkedConn) connLost() {
 	if o != 0 {
 		pc.release(false)
 		pc.settle(ending{outcome: o}, nil, nil, true, nil)
+		pc.markWritten()
 		return
 	}
 	pc.entry.Abandon()
@@ -252,10 +265,28 @@ func (pc *parkedConn) Deliver(o registry.Outcome, d registry.Detail) {
 	case pc.sock == nil: // still on its way to attach, which answers
 		pc.outcome, pc.detail = o, d
 		pc.mu.Unlock()
+		if o == registry.Killed { // not the deadline or shutdown: those wait for nobody
+			pc.awaitAttach()
+		}
 		return
 	}
 	pc.mu.Unlock()
 	pc.answer(o, d)
+}
+
+// awaitAttach waits, on a kill's goroutine, until attach has written the
+// answer of a request killed before its socket was attached, so that the
+// kill answers after the killed request's answer. The hijack comes
+// microseconds after the park handler returns; attachWait bounds it.
+func (pc *parkedConn) awaitAttach() {
+	for end := time.Now().Add(attachWait); time.Now().Before(end); time.Sleep(50 * time.Microsecond) {
+		pc.mu.Lock()
+		done := pc.written
+		pc.mu.Unlock()
+		if done {
+			return
+		}
+	}
 }
 
 // answer applies the outcome's ending (none to a client that left) and

@@ -36,6 +36,12 @@ func reservedFiles(limit int) int {
 // waits on Redis for more than 25 ms).
 const releaseWait = 25 * time.Millisecond
 
+// attachWait bounds how long a kill that came between the park handler
+// and fasthttp's hijack waits for the killed request's answer to be
+// written: the hijack comes microseconds later, this is a safety bound
+// below the 1 s a kill from another instance waits for its owner.
+const attachWait = 500 * time.Millisecond
+
 // Lingering close bounds: after an error answer sent before the request
 // was read in full, parkd reads and drops what the client still sends for
 // at most lingerTime in all, lingerIdle between two reads and lingerBytes
