@@ -5,11 +5,13 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/parkd/parkd/cluster"
 	"github.com/parkd/parkd/registry"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -280,3 +282,55 @@ type countingOwner func(registry.Outcome)
 
 func (f countingOwner) Deliver(o registry.Outcome, _ registry.Detail) { f(o) }
 func (countingOwner) Step(int, time.Time) bool                        { return true }
+
+// BenchmarkClusterServerStatus is serverStatus in cluster mode on the
+// instance that lists: 19,000 of its own and 95,000 of five other
+// instances, as the store reads them from Redis (cluster's
+// BenchmarkOthers measures that read; this is what the instance does
+// with them).
+//
+//	go test -run '^$' -bench ClusterServerStatus -benchmem .
+func BenchmarkClusterServerStatus(b *testing.B) {
+	const local, remote = 19_000, 95_000
+	bs := startBench(b, false)
+	defer bs.stop(b)
+	start := time.Now()
+	others := make([]cluster.Parked, remote)
+	for i := range others {
+		others[i] = cluster.Parked{ConnID: "r" + strconv.Itoa(i), Instance: "other" + strconv.Itoa(i%5), Token: uint64(i),
+			Started: start, Timeout: time.Hour + time.Duration(i*7919%remote)*time.Millisecond, Then: "200", RemoteAddr: "127.0.0.1:40000"}
+	}
+	bs.s.store = listingStore{bs.s.store, others}
+	for i := range local {
+		timeout := time.Hour + time.Duration(i*7919%local)*time.Millisecond
+		if _, err := bs.s.reg.Park(registry.Request{ConnID: "s" + strconv.Itoa(i), Timeout: timeout, RemoteAddr: "127.0.0.1:1"},
+			nopOwner{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	x := newExchange()
+	defer x.release()
+	x.req.SetRequestURI(bs.base + "/api/serverStatus")
+	b.ReportAllocs()
+	for b.Loop() {
+		if !x.do(b, bs.client, fasthttp.StatusOK) {
+			return
+		}
+	}
+	b.StopTimer()
+	if got := bytes.Count(x.resp.Body(), []byte(`":"`)); got != local+remote {
+		b.Errorf("serverStatus lists %d, want %d", got, local+remote)
+	}
+}
+
+// listingStore is a whole cluster view whose other instances hold others.
+type listingStore struct {
+	cluster.Store
+	others []cluster.Parked
+}
+
+func (listingStore) Health() cluster.Health { return cluster.Whole }
+
+func (l listingStore) Others(context.Context) ([][]cluster.Parked, error) {
+	return [][]cluster.Parked{slices.Clone(l.others)}, nil // what a read that finds every hash moved allocates
+}

@@ -387,6 +387,57 @@ func TestClusterListings(t *testing.T) {
 	}
 }
 
+// A listing reads another instance's hash again only when that hash has
+// changed: listings of a cluster where nothing moved send no HGETALL,
+// and a request that ends or parks elsewhere is shown as it is at the
+// next listing all the same.
+func TestClusterListingRereadsWhatMoved(t *testing.T) {
+	t.Parallel()
+	r := newRedis(t, redisOptions{})
+	n := startCluster(t, r, "a", "b")
+	a, b := n[0], n[1]
+	hgetalls := func() int {
+		info, _ := r.doT(t, "INFO", "commandstats").(string)
+		for line := range strings.Lines(info) {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_hgetall:calls="); ok {
+				calls, _, _ := strings.Cut(rest, ",")
+				c, _ := strconv.Atoi(calls)
+				return c
+			}
+		}
+		return 0
+	}
+	rawPark(t, a.testServer, parkPath("m1", "30"))
+	b.waitListed(t, "m1")
+	before := hgetalls()
+	for range 3 {
+		if _, in := lookup(b.status(t), "m1"); !in {
+			t.Fatalf("b's serverStatus lost m1 while nothing moved")
+		}
+	}
+	if after := hgetalls(); after != before {
+		t.Errorf("3 listings of an unchanged cluster sent %d HGETALL, want none", after-before)
+	}
+	// A kill on the owner, then a park there: b shows both at once.
+	wantBody(t, "kill m1 on a", a.killJSON(t, "m1"), http.StatusOK, bodyOK)
+	b.waitGone(t, "m1", time.Now(), time.Second)
+	rawPark(t, a.testServer, parkPath("m2", "30"))
+	a.waitListed(t, "m2")
+	b.waitListed(t, "m2")
+	// Another instance joins: its requests are read, a's are not again.
+	c := startCluster(t, r, "c")[0]
+	rawPark(t, c.testServer, parkPath("m3", "30"))
+	c.waitListed(t, "m3")
+	before = hgetalls()
+	es := b.waitListed(t, "m2", "m3")
+	if got := hgetalls() - before; got < 1 {
+		t.Errorf("b listed c's new request with %d HGETALL", got)
+	}
+	if len(es) != 2 {
+		t.Errorf("b's serverStatus: %v, want m2 and m3", es)
+	}
+}
+
 func sortedCopy(s []string) []string {
 	c := slices.Clone(s)
 	slices.Sort(c)

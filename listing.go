@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/parkd/parkd/cluster"
 	"github.com/parkd/parkd/registry"
 	"github.com/parkd/parkd/wire"
 	"github.com/valyala/fasthttp"
@@ -124,11 +125,17 @@ type endingReporter interface {
 type listing struct {
 	parked []registry.Parked
 	body   []byte
+	// A cluster listing's order (see appendClusterListing).
+	remotes []*cluster.Parked
+	locals  []int32
+	ends    []int64
+	order   []uint64
 }
 
 // release returns sc to the pool, dropping its references to entries.
 func (s *server) release(sc *listing) {
 	clear(sc.parked)
+	clear(sc.remotes)
 	s.listings.Put(sc)
 }
 

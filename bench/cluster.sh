@@ -31,6 +31,8 @@ SPREAD=${SPREAD:-20s}       # deadlines spread over this long after TIMEOUT
 KILLS=${KILLS:-300}
 TP=${TP:-10s}               # throughput phase length
 TP_CONNS=${TP_CONNS:-64}    # keep-alive connections per instance
+CHURN=${CHURN:-0}           # 1: the instances that do not list park and answer ~90 requests/s each
+                            #    throughout, so that every listing finds every hash moved
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 for cmd in redis-server redis-cli node curl; do
@@ -125,6 +127,24 @@ rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status"; }
 ) >"$out/redis-memory.txt" 2>/dev/null &
 sampler=$!
 pids+=("$sampler")
+if [ "$CHURN" = 1 ]; then
+	# timeout=0 parks: each one claims and releases its connId, which
+	# moves its instance's hash between any two listings.
+	for i in "${!urls[@]}"; do
+		[ "$i" = 0 ] && continue
+		u=${urls[$i]}
+		(
+			k=0
+			while :; do
+				args=()
+				for _ in 1 2 3 4 5; do args+=("$u/api/request?connId=churn-$i-$((k++))&timeout=0"); done
+				curl -s "${args[@]}" >/dev/null || true
+				sleep 0.05
+			done
+		) 2>/dev/null &
+		pids+=("$!")
+	done
+fi
 also=$(IFS=,; echo "${ipids[*]:1}")
 spread_urls=$(IFS=,; echo "${urls[*]}")
 "$bin/parkload" -url "${urls[0]}" -instances "$spread_urls" -pid "${ipids[0]}" -also-pid "$also" \

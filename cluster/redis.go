@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strconv"
@@ -113,6 +114,15 @@ type Redis struct {
 
 	localMu  sync.Mutex // orders the local ids of the degraded view
 	localSeq uint64
+
+	// versionBase and versionSeq make this instance's version values
+	// (bumpVersion).
+	versionBase string
+	versionSeq  atomic.Uint64
+
+	othersMu   sync.Mutex          // guards what follows: Others's kept read
+	othersUsed time.Time           // the last listing
+	others     map[string]keptHash // by instance name
 }
 
 // op is one write for the writer: a claim, whose caller waits for its
@@ -122,12 +132,17 @@ type Redis struct {
 type op struct {
 	cmd   rueidis.Completed
 	reply chan rueidis.RedisResult // nil: nobody waits
+	hash  bool                     // it changes this instance's hash
 }
 
 type keys struct{ instances, events, prefix string }
 
 func (k keys) inst(name string) string   { return k.prefix + ":inst:" + name }
 func (k keys) parked(name string) string { return k.prefix + ":parked:" + name }
+
+// version names the key that changes whenever name's hash does (see
+// Others).
+func (k keys) version(name string) string { return k.prefix + ":ver:" + name }
 
 // Connect joins the cluster: it reaches Redis (retrying for 5 s), takes
 // the instance's name (waiting up to Expiry for a live instance of that
@@ -165,6 +180,8 @@ func Connect(ctx context.Context, cfg Config) (*Redis, error) {
 		stop:     make(chan struct{}),
 		awaiting: map[string]chan string{},
 		kills:    make(chan rueidis.PubSubMessage, 1024),
+		// Unique to this process: see bumpVersion.
+		versionBase: strconv.FormatUint(rand.Uint64(), 36) + ":",
 	}
 	subscribed := make(chan error, 1)
 	r.wg.Add(2)
@@ -303,6 +320,7 @@ func (r *Redis) join(ctx context.Context) error {
 	defer cancel()
 	for _, res := range r.client.DoMulti(cctx,
 		r.client.B().Del().Key(r.keys.parked(me)).Build(),
+		r.bumpVersion(),
 		r.client.B().Sadd().Key(r.keys.instances).Member(me).Build()) {
 		if err := res.Error(); err != nil {
 			return fmt.Errorf("cluster: joining: %w", err)
@@ -346,7 +364,7 @@ func (r *Redis) Claim(ctx context.Context, p Parked) error {
 				strconv.FormatInt(giveUp.UnixMilli(), 10)).Build()
 		reply := make(chan rueidis.RedisResult, 1)
 		select {
-		case r.queue <- op{cmd: cmd, reply: reply}:
+		case r.queue <- op{cmd: cmd, reply: reply, hash: true}:
 		case <-ctx.Done():
 			r.degrade(ctx.Err())
 			return ErrUnavailable
@@ -393,14 +411,14 @@ const releaseWait = 25 * time.Millisecond
 func (r *Redis) Release(p Parked, wait time.Duration) {
 	cmd := r.client.B().Hdel().Key(r.keys.parked(r.cfg.Instance)).Field(p.ConnID).Build()
 	if wait <= 0 || r.Health() != Whole {
-		r.enqueue(cmd)
+		r.enqueue(cmd, true)
 		return
 	}
 	done := make(chan rueidis.RedisResult, 1)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
-	case r.queue <- op{cmd: cmd, reply: done}:
+	case r.queue <- op{cmd: cmd, reply: done, hash: true}:
 	case <-timer.C:
 		return
 	}
@@ -410,12 +428,14 @@ func (r *Redis) Release(p Parked, wait time.Duration) {
 	}
 }
 
-func (r *Redis) enqueue(c rueidis.Completed) {
+// enqueue queues c for the writer, which nobody waits for; hash: c
+// changes this instance's hash.
+func (r *Redis) enqueue(c rueidis.Completed, hash bool) {
 	if r.Health() != Whole {
 		return // reconciliation mends the hash
 	}
 	select {
-	case r.queue <- op{cmd: c}:
+	case r.queue <- op{cmd: c, hash: hash}:
 	default:
 	}
 }
@@ -443,14 +463,26 @@ func (r *Redis) writer() {
 			}
 		}
 		cmds = cmds[:0]
+		changes := false
 		for _, o := range batch {
 			cmds = append(cmds, o.cmd)
+			changes = changes || o.hash
+		}
+		if changes { // after the changes, on the same connection
+			cmds = append(cmds, r.bumpVersion())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), parkWait)
 		results := r.client.DoMulti(ctx, cmds...)
 		cancel()
 		failed := false
 		for i, res := range results {
+			if i == len(batch) { // the version
+				if err := res.Error(); err != nil && !failed {
+					failed = true
+					r.degrade(err)
+				}
+				break
+			}
 			if o := batch[i]; o.reply != nil {
 				o.reply <- res
 			} else if err := res.Error(); err != nil && !rueidis.IsRedisNil(err) && !failed {
@@ -480,6 +512,7 @@ func (r *Redis) heartbeat() {
 		case <-r.poke:
 		case <-time.After(wait):
 		}
+		r.forgetOthers()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		res := r.client.DoMulti(ctx,
 			r.client.B().Set().Key(r.keys.inst(me)).Value("live").Get().PxMilliseconds(Expiry.Milliseconds()).Build(),
@@ -569,7 +602,11 @@ func (r *Redis) reconcile(lost bool) (map[string]string, error) {
 	if len(cmds) == 0 {
 		return want, nil
 	}
-	res := r.client.DoMulti(ctx, cmds...)
+	res := r.client.DoMulti(ctx, append(cmds, r.bumpVersion())...)
+	if err := res[len(res)-1].Error(); err != nil {
+		return nil, err
+	}
+	res = res[:len(res)-1]
 	for _, c := range res[:len(res)-len(ids)] {
 		if err := c.Error(); err != nil {
 			return nil, err
@@ -614,7 +651,7 @@ func (r *Redis) sweep(registered map[string]string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	for _, res := range r.client.DoMulti(ctx, cmds...) {
+	for _, res := range r.client.DoMulti(ctx, append(cmds, r.bumpVersion())...) {
 		if err := res.Error(); err != nil {
 			r.degrade(err) // the next reconcile mends it
 			return
@@ -622,66 +659,140 @@ func (r *Redis) sweep(registered map[string]string) {
 	}
 }
 
-// Others reads the hashes of the other live instances.
-func (r *Redis) Others(ctx context.Context) ([]Parked, error) {
+// Others reads the hashes of the other live instances, one slice per
+// instance. An instance's hash is read again only when its version key
+// has moved since this instance last read it: a listing of a cluster
+// whose other instances changed nothing reads their versions alone. The
+// slices returned are shared with other calls and must only be read.
+func (r *Redis) Others(ctx context.Context) ([][]Parked, error) {
 	if r.Health() != Whole {
 		return nil, ErrUnavailable
 	}
 	ctx, cancel := context.WithTimeout(ctx, parkWait)
 	defer cancel()
-	names, err := r.liveOthers(ctx)
+	names, versions, err := r.liveOthers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cmds := make(rueidis.Commands, len(names))
+	r.othersMu.Lock()
+	defer r.othersMu.Unlock()
+	r.othersUsed = time.Now()
+	kept := r.others
+	// Only the hashes that moved are read; their versions were read
+	// first, so what is kept is at least as new as its version says.
+	var stale []int
+	var cmds rueidis.Commands
 	for i, name := range names {
-		cmds[i] = r.client.B().Hgetall().Key(r.keys.parked(name)).Build()
+		if k, ok := kept[name]; !ok || k.version != versions[i] || versions[i] == "" {
+			stale = append(stale, i)
+			cmds = append(cmds, r.client.B().Hgetall().Key(r.keys.parked(name)).Build())
+		}
 	}
-	var out []Parked
-	for i, res := range r.client.DoMulti(ctx, cmds...) {
+	fresh := make(map[string]keptHash, len(names))
+	for _, name := range names {
+		if k, ok := kept[name]; ok {
+			fresh[name] = k
+		}
+	}
+	// What is read anew replaces what was kept before it is decoded, so
+	// that the collector can take the old copy while the new one grows.
+	r.others = nil
+	for n, res := range r.client.DoMulti(ctx, cmds...) {
 		m, err := res.AsStrMap()
 		if err != nil {
 			r.degrade(err)
 			return nil, ErrUnavailable
 		}
+		i := stale[n]
+		parked := make([]Parked, 0, len(m))
 		for id, v := range m {
 			if p, ok := decodeParked(id, names[i], v); ok {
-				out = append(out, p)
+				parked = append(parked, p)
 			}
 		}
+		fresh[names[i]] = keptHash{version: versions[i], parked: parked}
+	}
+	r.others = fresh
+	out := make([][]Parked, len(names))
+	for i, name := range names {
+		out[i] = fresh[name].parked
 	}
 	return out, nil
 }
 
-// liveOthers names the live instances but this one, after checking that
-// this one is still live in the view.
-func (r *Redis) liveOthers(ctx context.Context) ([]string, error) {
-	names, err := r.client.Do(ctx, r.client.B().Smembers().Key(r.keys.instances).Build()).AsStrSlice()
+// keptHash is what Others last read of one other instance, with the
+// version it was read at; kept while listings come (keptFor).
+type keptHash struct {
+	version string
+	parked  []Parked
+}
+
+// keptFor is how long what Others read is kept after the last listing:
+// a dashboard or a test polling serverStatus reads only what moved, and a
+// cluster nobody lists holds no copy of the others.
+const keptFor = 10 * time.Second
+
+// forgetOthers drops the kept read once nobody has listed for keptFor;
+// the heartbeat calls it.
+func (r *Redis) forgetOthers() {
+	r.othersMu.Lock()
+	if time.Since(r.othersUsed) > keptFor {
+		r.others = nil
+	}
+	r.othersMu.Unlock()
+}
+
+// bumpVersion moves this instance's version key: it comes after every
+// change of its hash, on the same connection, so that another instance
+// that reads the version and then the hash keeps a hash at least that new.
+// The value is unique to this process and change, so that a Redis
+// restarted empty, or an instance of the same name started again, never
+// shows a version another instance has kept.
+func (r *Redis) bumpVersion() rueidis.Completed {
+	v := r.versionBase + strconv.FormatUint(r.versionSeq.Add(1), 10)
+	return r.client.B().Set().Key(r.keys.version(r.cfg.Instance)).Value(v).Build()
+}
+
+// liveOthers names the live instances but this one, with their versions
+// ("" for none), after checking that this one is still live in the view.
+func (r *Redis) liveOthers(ctx context.Context) (names, versions []string, err error) {
+	names, err = r.client.Do(ctx, r.client.B().Smembers().Key(r.keys.instances).Build()).AsStrSlice()
 	if err != nil {
 		r.degrade(err)
-		return nil, ErrUnavailable
+		return nil, nil, ErrUnavailable
 	}
 	names = append(slices.DeleteFunc(names, func(n string) bool { return n == r.cfg.Instance }), r.cfg.Instance)
-	cmds := make(rueidis.Commands, len(names))
-	for i, name := range names {
-		cmds[i] = r.client.B().Exists().Key(r.keys.inst(name)).Build()
+	slices.Sort(names[:len(names)-1]) // so that kept reads compare
+	cmds := make(rueidis.Commands, 0, 2*len(names))
+	for _, name := range names {
+		cmds = append(cmds, r.client.B().Exists().Key(r.keys.inst(name)).Build())
 	}
+	for _, name := range names[:len(names)-1] {
+		cmds = append(cmds, r.client.B().Get().Key(r.keys.version(name)).Build())
+	}
+	res := r.client.DoMulti(ctx, cmds...)
 	live := names[:0]
-	for i, res := range r.client.DoMulti(ctx, cmds...) {
-		n, err := res.AsInt64()
+	for i := range names {
+		n, err := res[i].AsInt64()
 		if err != nil {
 			r.degrade(err)
-			return nil, ErrUnavailable
+			return nil, nil, ErrUnavailable
 		}
 		switch {
 		case i == len(names)-1 && n == 0: // this one: lost
 			r.degrade(errLost)
-			return nil, ErrUnavailable
+			return nil, nil, ErrUnavailable
 		case i < len(names)-1 && n == 1:
+			v, err := res[len(names)+i].ToString()
+			if err != nil && !rueidis.IsRedisNil(err) {
+				r.degrade(err)
+				return nil, nil, ErrUnavailable
+			}
 			live = append(live, names[i])
+			versions = append(versions, v)
 		}
 	}
-	return live, nil
+	return live, versions, nil
 }
 
 // errLost: this instance's key is gone from Redis (restarted empty, or it
@@ -762,7 +873,7 @@ func (r *Redis) PublishParked(connID string, data []byte) {
 		r.publishLocal("parked", data)
 		return
 	}
-	r.enqueue(r.xadd("p", connID, "", data))
+	r.enqueue(r.xadd("p", connID, "", data), false)
 }
 
 // PublishFinished keeps rec in this instance's ring (its degraded view)
@@ -779,7 +890,7 @@ func (r *Redis) PublishFinished(rec history.Record) {
 		r.publishLocal("finished", data)
 		return
 	}
-	r.enqueue(r.xadd("f", rec.ConnID, rec.Outcome, data))
+	r.enqueue(r.xadd("f", rec.ConnID, rec.Outcome, data), false)
 }
 
 func (r *Redis) publishLocal(event string, data []byte) {
@@ -970,7 +1081,7 @@ func (r *Redis) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	r.client.DoMulti(ctx,
-		r.client.B().Del().Key(r.keys.inst(r.cfg.Instance), r.keys.parked(r.cfg.Instance)).Build(),
+		r.client.B().Del().Key(r.keys.inst(r.cfg.Instance), r.keys.parked(r.cfg.Instance), r.keys.version(r.cfg.Instance)).Build(),
 		r.client.B().Srem().Key(r.keys.instances).Member(r.cfg.Instance).Build())
 	r.client.Close()
 }

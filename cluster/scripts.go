@@ -66,7 +66,7 @@ const cleanScript = `
 local p = ARGV[1]
 for _, name in ipairs(redis.call('SMEMBERS', p .. ':instances')) do
   if redis.call('EXISTS', p .. ':inst:' .. name) == 0 then
-    redis.call('DEL', p .. ':parked:' .. name)
+    redis.call('DEL', p .. ':parked:' .. name, p .. ':ver:' .. name)
     redis.call('SREM', p .. ':instances', name)
   end
 end

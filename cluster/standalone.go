@@ -38,7 +38,7 @@ func (s *Standalone) Claim(context.Context, Parked) error { return nil }
 func (s *Standalone) Release(Parked, time.Duration) {}
 
 // Others lists nothing: there are no other instances.
-func (s *Standalone) Others(context.Context) ([]Parked, error) { return nil, nil }
+func (s *Standalone) Others(context.Context) ([][]Parked, error) { return nil, nil }
 
 // Find finds nothing elsewhere.
 func (s *Standalone) Find(context.Context, string) (Parked, error) { return Parked{}, ErrNotParked }

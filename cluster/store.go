@@ -103,9 +103,10 @@ type Store interface {
 	// (or did not park after all), waiting up to wait for Redis to have
 	// it (0: not at all).
 	Release(p Parked, wait time.Duration)
-	// Others lists the requests the other live instances hold, in no
-	// particular order.
-	Others(ctx context.Context) ([]Parked, error)
+	// Others lists the requests the other live instances hold, a slice
+	// per instance, in no particular order. The slices may be shared with
+	// other calls: callers only read them.
+	Others(ctx context.Context) ([][]Parked, error)
 	// Find reads the request another live instance holds as connID:
 	// ErrNotParked when none does.
 	Find(ctx context.Context, connID string) (Parked, error)
