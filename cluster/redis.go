@@ -677,25 +677,27 @@ func (r *Redis) Others(ctx context.Context) ([][]Parked, error) {
 	r.othersMu.Lock()
 	defer r.othersMu.Unlock()
 	r.othersUsed = time.Now()
-	kept := r.others
 	// Only the hashes that moved are read; their versions were read
-	// first, so what is kept is at least as new as its version says.
+	// first, so what is kept is at least as new as its version says. A
+	// hash that moved since the last listing is read but not kept (it is
+	// likely to move again, and keeping it would only hold memory); one
+	// read for the first time, or found unmoved, is kept. What moved is
+	// let go of before its new read is decoded.
+	out := make([][]Parked, len(names))
+	fresh := make(map[string]keptHash, len(names))
 	var stale []int
+	var keep []bool
 	var cmds rueidis.Commands
 	for i, name := range names {
-		if k, ok := kept[name]; !ok || k.version != versions[i] || versions[i] == "" {
-			stale = append(stale, i)
-			cmds = append(cmds, r.client.B().Hgetall().Key(r.keys.parked(name)).Build())
+		k, seen := r.others[name]
+		if seen && k.parked != nil && k.version == versions[i] && versions[i] != "" {
+			fresh[name], out[i] = k, k.parked
+			continue
 		}
+		stale = append(stale, i)
+		keep = append(keep, versions[i] != "" && (!seen || k.version == versions[i]))
+		cmds = append(cmds, r.client.B().Hgetall().Key(r.keys.parked(name)).Build())
 	}
-	fresh := make(map[string]keptHash, len(names))
-	for _, name := range names {
-		if k, ok := kept[name]; ok {
-			fresh[name] = k
-		}
-	}
-	// What is read anew replaces what was kept before it is decoded, so
-	// that the collector can take the old copy while the new one grows.
 	r.others = nil
 	for n, res := range r.client.DoMulti(ctx, cmds...) {
 		m, err := res.AsStrMap()
@@ -710,18 +712,20 @@ func (r *Redis) Others(ctx context.Context) ([][]Parked, error) {
 				parked = append(parked, p)
 			}
 		}
-		fresh[names[i]] = keptHash{version: versions[i], parked: parked}
+		out[i] = parked
+		k := keptHash{version: versions[i]}
+		if keep[n] {
+			k.parked = parked
+		}
+		fresh[names[i]] = k
 	}
 	r.others = fresh
-	out := make([][]Parked, len(names))
-	for i, name := range names {
-		out[i] = fresh[name].parked
-	}
 	return out, nil
 }
 
-// keptHash is what Others last read of one other instance, with the
-// version it was read at; kept while listings come (keptFor).
+// keptHash is what Others last read of one other instance: the version
+// it was read at, and what it read if that is kept (nil if not); kept
+// while listings come (keptFor).
 type keptHash struct {
 	version string
 	parked  []Parked
@@ -762,7 +766,6 @@ func (r *Redis) liveOthers(ctx context.Context) (names, versions []string, err e
 		return nil, nil, ErrUnavailable
 	}
 	names = append(slices.DeleteFunc(names, func(n string) bool { return n == r.cfg.Instance }), r.cfg.Instance)
-	slices.Sort(names[:len(names)-1]) // so that kept reads compare
 	cmds := make(rueidis.Commands, 0, 2*len(names))
 	for _, name := range names {
 		cmds = append(cmds, r.client.B().Exists().Key(r.keys.inst(name)).Build())
