@@ -737,9 +737,12 @@ type keptHash struct {
 const keptFor = 10 * time.Second
 
 // forgetOthers drops the kept read once nobody has listed for keptFor;
-// the heartbeat calls it.
+// the heartbeat calls it, and does not wait for a listing that is reading
+// (that one is using what is kept).
 func (r *Redis) forgetOthers() {
-	r.othersMu.Lock()
+	if !r.othersMu.TryLock() {
+		return
+	}
 	if time.Since(r.othersUsed) > keptFor {
 		r.others = nil
 	}
