@@ -170,7 +170,16 @@ func TestHistoryShutdown(t *testing.T) {
 	ts.waitListed(t, "h-down")
 	ts.cancel()
 	wantBody(t, "at shutdown", await(t, "h-down", parked), 503, bodyShuttingDown)
-	es, _ := ts.s.store.History(context.Background(), history.Filter{})
+	// The record is kept as the request settles, just after its answer
+	// has left: the client may read the answer first. The server no
+	// longer answers HTTP, so the store is asked.
+	var es []history.Record
+	for end := time.Now().Add(waitBound); ; time.Sleep(5 * time.Millisecond) {
+		es, _ = ts.s.store.History(context.Background(), history.Filter{})
+		if len(es) > 0 || time.Now().After(end) {
+			break
+		}
+	}
 	if len(es) != 1 || es[0].Outcome != "shutdown" || es[0].Then != "503" || es[0].Code != 503 {
 		t.Errorf("history after shutdown: %+v, want one shutdown with then 503 and code 503", es)
 	}
