@@ -656,6 +656,20 @@ func value(m *dto.Metric) float64 {
 	return 0
 }
 
+// settledScrape scrapes /metrics until the series of name (with labels,
+// as for metricSum) add up to at least n, or waitBound has passed, and
+// returns the last scrape. A request is counted as it settles, just after
+// its client got its ending, so a scrape right after that may come first.
+func settledScrape(t *testing.T, ts *testServer, name string, n float64, labels ...string) string {
+	t.Helper()
+	for end := time.Now().Add(waitBound); ; time.Sleep(5 * time.Millisecond) {
+		text := scrape(t, ts)
+		if got, _ := metricSum(t, text, name, labels...); got >= n || time.Now().After(end) {
+			return text
+		}
+	}
+}
+
 // waitParked polls /metrics until parkd_parked_requests is want; a scrape
 // asked for more than within after since that still shows another value
 // fails the test.

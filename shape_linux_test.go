@@ -59,7 +59,7 @@ func TestThenFaults(t *testing.T) {
 			}
 		}
 	}
-	text := scrape(t, ts)
+	text := settledScrape(t, ts, "parkd_endings_total", 6) // counted last, as each settles
 	if n, _ := metricSum(t, text, "parkd_outcomes_total", "outcome", "ok"); n != 6 {
 		t.Errorf("outcome ok counted %v times, want 6", n)
 	}
@@ -283,7 +283,7 @@ func TestDripHangUp(t *testing.T) {
 	left := time.Now()
 	c.Close()
 	ts.waitGone(t, "dh", left, time.Second)
-	if n, _ := metricSum(t, scrape(t, ts), "parkd_outcomes_total", "outcome", "abandoned"); n != 1 {
+	if n, _ := metricSum(t, settledScrape(t, ts, "parkd_outcomes_total", 1), "parkd_outcomes_total", "outcome", "abandoned"); n != 1 {
 		t.Errorf("outcome abandoned counted %v times, want 1", n)
 	}
 	// Its history says what had left: the headers' code, and the body
